@@ -1,0 +1,73 @@
+#pragma once
+
+#include <any>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "reactor/message.hpp"
+
+namespace reactor {
+
+class EventLoop;
+class Protocol;
+
+// Why a connection closed; reaches the application's on_close.
+enum class CloseReason {
+    peer_closed,      // the peer closed its side
+    error,            // reset or socket error
+    timeout,          // idle timeout
+    protocol_error,   // the protocol rejected the input
+    output_overflow,  // the peer would not read its replies
+    kicked,           // closed by the application or an operator
+    shutdown,         // the server is stopping
+};
+std::string_view to_string(CloseReason reason);
+
+enum class CloseMode {
+    flush,  // stop reading, write what is pending, then close
+    now,    // close at once, dropping pending output
+};
+
+struct ConnectionStats {
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t messages_in = 0;
+    std::uint64_t messages_out = 0;
+    std::chrono::steady_clock::time_point opened;
+};
+
+// One TCP or Unix stream connection, living on one loop for its whole life.
+//
+// Threading: every method belongs to the owning loop's thread. From any other thread, use
+// Server::send / Server::close with the connection's id. The object is destroyed by its loop after
+// on_close, never inside one of its own callbacks; keep the id, not the reference.
+class Connection {
+public:
+    virtual ~Connection() = default;
+
+    virtual ConnectionId id() const = 0;
+    // "127.0.0.1:50312", "[::1]:50312" or "unix:/path".
+    virtual const std::string& peer() const = 0;
+    // Name of the listener that accepted it, or of the outbound connection.
+    virtual const std::string& listener() const = 0;
+    virtual const ConnectionStats& stats() const = 0;
+    virtual EventLoop& loop() const = 0;
+    virtual Protocol& protocol() = 0;
+
+    // Frames payload with the connection's protocol and queues it. Ignored once closing.
+    virtual void send(std::string_view payload) = 0;
+    // Queues bytes as they are (already framed, e.g. a RESP reply built with the encoder helpers).
+    virtual void send_raw(std::string_view bytes) = 0;
+    virtual std::size_t output_pending() const = 0;
+
+    virtual void close(CloseMode mode = CloseMode::flush,
+                       CloseReason reason = CloseReason::kicked) = 0;
+    virtual bool closing() const = 0;
+
+    // Application state attached to the connection.
+    std::any context;
+};
+
+}  // namespace reactor

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace reactor {
+
+// Process-unique connection id: starts at 1, never reused.
+using ConnectionId = std::uint64_t;
+
+struct HttpHeader {
+    std::string_view name;
+    std::string_view value;
+};
+
+// A parsed HTTP/1.x request. Every view points into connection-owned storage and is valid only for
+// the duration of the on_message callback.
+struct HttpRequest {
+    std::string_view method;
+    std::string_view target;
+    int version_major = 1;
+    int version_minor = 1;
+    std::vector<HttpHeader> headers;
+    std::string_view body;
+    bool keep_alive = true;
+
+    // First header with this name (ASCII case-insensitive), or an empty view.
+    std::string_view header(std::string_view name) const;
+};
+
+// One decoded frame handed to the application. Views are valid only during the callback that
+// receives the message; copy what must outlive it.
+struct Message {
+    ConnectionId conn = 0;
+    // The frame's payload: the bytes for raw, line and length framing; the body for HTTP.
+    std::string_view payload;
+    // Arguments of a command (RESP), empty otherwise.
+    std::span<const std::string_view> args;
+    // The request, for HTTP; null otherwise.
+    const HttpRequest* http = nullptr;
+};
+
+}  // namespace reactor

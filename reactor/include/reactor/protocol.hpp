@@ -1,0 +1,109 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "reactor/buffer.hpp"
+#include "reactor/message.hpp"
+
+namespace reactor {
+
+// Why a protocol gave up on a connection, and optionally the last reply to write, in the protocol's
+// own form (RESP "-ERR Protocol error: ...", an HTTP 400), before the connection closes with reason
+// "protocol error".
+struct ProtocolError {
+    std::string reason;
+    std::string last_reply;
+};
+
+// Result of one Protocol::decode call.
+class Decoded {
+public:
+    enum class Status { need_more, frame, error };
+
+    static Decoded need_more() { return Decoded(Status::need_more, {}); }
+    static Decoded frame() { return Decoded(Status::frame, {}); }
+    static Decoded fail(std::string reason, std::string last_reply = {}) {
+        return Decoded(Status::error, {std::move(reason), std::move(last_reply)});
+    }
+
+    Status status() const { return status_; }
+    const ProtocolError& error() const { return error_; }
+
+private:
+    Decoded(Status s, ProtocolError e) : status_(s), error_(std::move(e)) {}
+    Status status_;
+    ProtocolError error_;
+};
+
+// Where a protocol hands its decoded messages.
+class MessageSink {
+public:
+    virtual ~MessageSink() = default;
+    virtual void deliver(Message& message) = 0;
+    // False once the receiver stops taking messages (its connection is closing): decoding stops.
+    virtual bool accepting() const { return true; }
+};
+
+// A framing protocol: one instance per connection, so it may keep per-connection decode state.
+//
+// The framing contract:
+//  - decode() looks at the front of `in`. With a whole frame there, it builds the Message, calls
+//    out.deliver() once, then drains exactly that frame's bytes and returns frame(). Views in the
+//    Message may point into `in` (use Buffer::peek to pull up only the frame), which is why the bytes
+//    are drained only after deliver() returns.
+//  - With only part of a frame, it consumes nothing and returns need_more(); the bytes stay buffered.
+//    A protocol may also consume bytes without delivering (a skipped keep-alive, a discarded prefix)
+//    and return frame().
+//  - The framework calls decode() again while it returns frame() and bytes remain, so every
+//    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug in
+//    the protocol (asserted in debug builds, and the connection is closed).
+//  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length passes
+//    the limit, decode() returns fail() without waiting for the rest of the frame.
+//  - fail() closes the connection with reason "protocol error" after writing the optional last reply.
+//  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
+class Protocol {
+public:
+    virtual ~Protocol() = default;
+
+    virtual Decoded decode(Buffer& in, MessageSink& out) = 0;
+    virtual Decoded decode_eof(Buffer& in, MessageSink& out) {
+        (void)in;
+        (void)out;
+        return Decoded::need_more();
+    }
+
+    // Frames one outbound payload onto out.
+    virtual void encode(std::string_view payload, Buffer& out) = 0;
+
+    // Bytes sent to a connection refused because the server is full (RESP "-ERR max number of
+    // clients reached", HTTP 503); empty where the protocol has no such notice.
+    virtual std::string busy_notice() const { return {}; }
+};
+
+// Builds the protocol instance of each connection; made once from configuration, shared by every
+// connection of a listener. create() is safe from any thread.
+class ProtocolFactory {
+public:
+    virtual ~ProtocolFactory() = default;
+    virtual std::string_view name() const = 0;
+    virtual std::unique_ptr<Protocol> create() const = 0;
+};
+
+// The identity framing: every chunk read is one message, and payloads are sent as they are.
+std::shared_ptr<const ProtocolFactory> raw_protocol();
+
+// Runs the framing contract's loop over `in`: decodes until need_more, an error or an empty buffer.
+// Returns the number of messages delivered and the error, if any. Used by connections and by codec
+// tests that have no socket.
+struct DecodeOutcome {
+    std::size_t messages = 0;
+    bool failed = false;
+    ProtocolError error;
+};
+DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out);
+DecodeOutcome decode_eof(Protocol& protocol, Buffer& in, MessageSink& out);
+
+}  // namespace reactor

@@ -1,0 +1,62 @@
+#include "reactor/protocol.hpp"
+
+#include <cassert>
+
+namespace reactor {
+
+namespace {
+// Counts deliveries so the loop can tell "emitted without consuming" from progress.
+class CountingSink final : public MessageSink {
+public:
+    explicit CountingSink(MessageSink& inner) : inner_(inner) {}
+    void deliver(Message& message) override {
+        ++count;
+        inner_.deliver(message);
+    }
+    bool accepting() const override { return inner_.accepting(); }
+    std::size_t count = 0;
+
+private:
+    MessageSink& inner_;
+};
+
+}  // namespace
+
+DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
+    CountingSink sink(out);
+    DecodeOutcome outcome;
+    while (sink.accepting() && !in.empty()) {
+        const std::size_t before = in.size();
+        const Decoded result = protocol.decode(in, sink);
+        if (result.status() == Decoded::Status::error) {
+            outcome.failed = true;
+            outcome.error = result.error();
+            break;
+        }
+        if (result.status() == Decoded::Status::need_more) break;
+        if (in.size() >= before) {
+            // The framing contract says a frame consumes input; looping again would never end.
+            assert(!"Protocol::decode returned frame() without consuming input");
+            outcome.failed = true;
+            outcome.error.reason = "decoder made no progress";
+            break;
+        }
+    }
+    outcome.messages = sink.count;
+    return outcome;
+}
+
+DecodeOutcome decode_eof(Protocol& protocol, Buffer& in, MessageSink& out) {
+    DecodeOutcome outcome = decode_all(protocol, in, out);
+    if (outcome.failed || !out.accepting()) return outcome;
+    CountingSink sink(out);
+    const Decoded result = protocol.decode_eof(in, sink);
+    outcome.messages += sink.count;
+    if (result.status() == Decoded::Status::error) {
+        outcome.failed = true;
+        outcome.error = result.error();
+    }
+    return outcome;
+}
+
+}  // namespace reactor

@@ -1,0 +1,92 @@
+#include "socket_address.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace reactor {
+
+SocketAddress resolve(const Endpoint& endpoint) {
+    SocketAddress out;
+    if (endpoint.is_unix()) {
+        sockaddr_un un{};
+        un.sun_family = AF_UNIX;
+        if (endpoint.unix_path.size() >= sizeof un.sun_path) {
+            throw std::system_error(ENAMETOOLONG, std::generic_category(),
+                                    "unix socket path too long: " + endpoint.unix_path);
+        }
+        std::memcpy(un.sun_path, endpoint.unix_path.c_str(), endpoint.unix_path.size() + 1);
+        std::memcpy(&out.storage, &un, sizeof un);
+        out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                            endpoint.unix_path.size() + 1);
+        return out;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(endpoint.port);
+    const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+        throw std::system_error(EINVAL, std::generic_category(),
+                                "cannot resolve '" + endpoint.host + "': " + gai_strerror(rc));
+    }
+    std::memcpy(&out.storage, found->ai_addr, found->ai_addrlen);
+    out.length = found->ai_addrlen;
+    ::freeaddrinfo(found);
+    return out;
+}
+
+std::string describe(const sockaddr* address, socklen_t length) {
+    char host[INET6_ADDRSTRLEN] = {};
+    switch (address->sa_family) {
+        case AF_INET: {
+            const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+            ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+        }
+        case AF_INET6: {
+            const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+            ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+        }
+        case AF_UNIX: {
+            const auto* un = reinterpret_cast<const sockaddr_un*>(address);
+            const auto path_len = length > offsetof(sockaddr_un, sun_path)
+                                      ? ::strnlen(un->sun_path, length - offsetof(sockaddr_un, sun_path))
+                                      : 0;
+            return "unix:" + std::string(un->sun_path, path_len);
+        }
+        default:
+            return "unknown";
+    }
+}
+
+Endpoint local_endpoint(int fd) {
+    SocketAddress bound;
+    bound.length = sizeof bound.storage;
+    if (::getsockname(fd, bound.get(), &bound.length) != 0) {
+        throw std::system_error(errno, std::generic_category(), "getsockname");
+    }
+    if (bound.storage.ss_family == AF_UNIX) {
+        const auto text = describe(bound.get(), bound.length);
+        return Endpoint::unix_socket(text.substr(5));
+    }
+    char host[INET6_ADDRSTRLEN] = {};
+    if (bound.storage.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&bound.storage);
+        ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        return Endpoint::tcp(host, ntohs(in6->sin6_port));
+    }
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&bound.storage);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    return Endpoint::tcp(host, ntohs(in->sin_port));
+}
+
+}  // namespace reactor

@@ -1,0 +1,230 @@
+#include "tcp_connection.hpp"
+
+#include <cassert>
+
+#include "reactor/event_loop.hpp"
+#include "reactor/log.hpp"
+
+namespace reactor {
+
+namespace {
+// libevent reads at most 4 KiB per callback by default; one read should take what the kernel has.
+constexpr std::size_t kMaxSingleRead = 256 * 1024;
+// A closing connection whose peer does not read its last bytes is dropped after this long.
+constexpr std::chrono::seconds kFlushTimeout{10};
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    return timeval{static_cast<time_t>(ms.count() / 1000),
+                   static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+}  // namespace
+
+std::string_view to_string(CloseReason reason) {
+    switch (reason) {
+        case CloseReason::peer_closed: return "peer closed";
+        case CloseReason::error: return "reset/error";
+        case CloseReason::timeout: return "timeout";
+        case CloseReason::protocol_error: return "protocol error";
+        case CloseReason::output_overflow: return "output overflow";
+        case CloseReason::kicked: return "kicked";
+        case CloseReason::shutdown: return "server shutdown";
+    }
+    return "unknown";
+}
+
+TcpConnection::TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr bev, std::string peer,
+                             std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed)
+    : loop_(loop),
+      id_(id),
+      bev_(std::move(bev)),
+      peer_(std::move(peer)),
+      group_(std::move(group)),
+      on_closed_(std::move(on_closed)),
+      protocol_(group_->protocol->create()),
+      input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
+      output_(Buffer::borrow(bufferevent_get_output(bev_.get()))) {
+    stats_.opened = std::chrono::steady_clock::now();
+    last_message_ = stats_.opened;
+    bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
+    bufferevent_setcb(bev_.get(), &on_read, &on_write, &on_event, this);
+    const auto& limits = group_->limits;
+    // The write callback fires when pending output falls to this mark: where paused reading resumes.
+    bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
+    ++group_->open;
+}
+
+TcpConnection::~TcpConnection() = default;
+
+void TcpConnection::start() {
+    if (group_->handlers.on_open) group_->handlers.on_open(*this);
+    if (closing_) return;
+    bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+    if (group_->limits.idle_timeout.count() > 0) {
+        idle_timer_.reset(event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0,
+                                    &on_idle, this));
+        arm_idle_timer(group_->limits.idle_timeout);
+    }
+}
+
+void TcpConnection::send(std::string_view payload) {
+    if (closing_) return;
+    const std::size_t before = output_.size();
+    protocol_->encode(payload, output_);
+    ++stats_.messages_out;
+    after_output_grew(before);
+}
+
+void TcpConnection::send_raw(std::string_view bytes) {
+    if (closing_) return;
+    const std::size_t before = output_.size();
+    output_.append(bytes);
+    ++stats_.messages_out;
+    after_output_grew(before);
+}
+
+std::size_t TcpConnection::output_pending() const { return output_.size(); }
+
+void TcpConnection::after_output_grew(std::size_t before) {
+    const std::size_t pending = output_.size();
+    stats_.bytes_out += pending - before;
+    const auto& limits = group_->limits;
+    if (limits.output_limit != 0 && pending > limits.output_limit) {
+        log(LogLevel::info, "listener=", group_->name, " conn=", id_, " output overflow: ", pending,
+            " bytes pending");
+        close(CloseMode::now, CloseReason::output_overflow);
+        return;
+    }
+    if (limits.output_high_water != 0 && pending > limits.output_high_water && !paused_for_output_) {
+        // The peer is not reading its replies: stop reading its requests until it catches up.
+        paused_for_output_ = true;
+        pause_reading();
+    }
+}
+
+void TcpConnection::pause_reading() {
+    if (read_pauses_++ == 0) bufferevent_disable(bev_.get(), EV_READ);
+}
+
+void TcpConnection::resume_reading() {
+    assert(read_pauses_ > 0);
+    if (--read_pauses_ == 0 && !closing_) {
+        bufferevent_enable(bev_.get(), EV_READ);
+        // Bytes may have arrived while paused and already sit in the input buffer.
+        if (!input_.empty()) on_read(bev_.get(), this);
+    }
+}
+
+void TcpConnection::deliver(Message& message) {
+    message.conn = id_;
+    ++stats_.messages_in;
+    last_message_ = std::chrono::steady_clock::now();
+    if (group_->handlers.on_message) group_->handlers.on_message(*this, message);
+}
+
+void TcpConnection::on_read(bufferevent*, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (self->closing_ || self->read_pauses_ > 0) return;
+    const std::size_t available = self->input_.size();
+    self->stats_.bytes_in += available - self->input_seen_;
+    const DecodeOutcome outcome = decode_all(*self->protocol_, self->input_, *self);
+    self->input_seen_ = self->input_.size();
+    if (outcome.failed && !self->closing_) {
+        log(LogLevel::info, "listener=", self->group_->name, " conn=", self->id_,
+            " protocol error: ", outcome.error.reason);
+        if (!outcome.error.last_reply.empty()) self->send_raw(outcome.error.last_reply);
+        self->close(CloseMode::flush, CloseReason::protocol_error);
+    }
+}
+
+void TcpConnection::on_write(bufferevent*, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (self->closing_) {
+        if (self->output_.empty()) self->finish();
+        return;
+    }
+    if (self->paused_for_output_) {
+        self->paused_for_output_ = false;
+        self->resume_reading();
+    }
+}
+
+void TcpConnection::on_event(bufferevent*, short what, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (what & BEV_EVENT_EOF) {
+        if (self->closing_) {
+            self->finish();
+            return;
+        }
+        // Half-close: the peer may still read. Decode what is left, answer it, then close.
+        self->stats_.bytes_in += self->input_.size() - self->input_seen_;
+        const DecodeOutcome outcome = decode_eof(*self->protocol_, self->input_, *self);
+        self->input_seen_ = self->input_.size();
+        if (outcome.failed && !outcome.error.last_reply.empty()) {
+            self->send_raw(outcome.error.last_reply);
+        }
+        self->close(CloseMode::flush,
+                    outcome.failed ? CloseReason::protocol_error : CloseReason::peer_closed);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        if (!self->closing_) self->reason_ = CloseReason::error;
+        self->closing_ = true;
+        self->finish();
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        // Only the flush deadline of a closing connection sets a bufferevent timeout.
+        self->finish();
+    }
+}
+
+void TcpConnection::arm_idle_timer(std::chrono::milliseconds after) {
+    const timeval tv = to_timeval(after);
+    event_add(idle_timer_.get(), &tv);
+}
+
+void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (self->closing_) return;
+    const auto idle = self->group_->limits.idle_timeout;
+    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - self->last_message_);
+    if (since >= idle) {
+        log(LogLevel::debug, "listener=", self->group_->name, " conn=", self->id_, " idle for ",
+            since.count(), " ms");
+        self->close(CloseMode::flush, CloseReason::timeout);
+    } else {
+        self->arm_idle_timer(idle - since);
+    }
+}
+
+void TcpConnection::close(CloseMode mode, CloseReason reason) {
+    if (closing_) return;
+    closing_ = true;
+    reason_ = reason;
+    bufferevent_disable(bev_.get(), EV_READ);
+    if (mode == CloseMode::now || output_.empty()) {
+        finish();
+        return;
+    }
+    // Flush: the write callback finishes once the output is empty.
+    bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+    const timeval deadline = to_timeval(kFlushTimeout);
+    bufferevent_set_timeouts(bev_.get(), nullptr, &deadline);
+    bufferevent_enable(bev_.get(), EV_WRITE);
+}
+
+void TcpConnection::finish() {
+    if (finished_) return;
+    finished_ = true;
+    closing_ = true;
+    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
+    if (idle_timer_) event_del(idle_timer_.get());
+    --group_->open;
+    log(LogLevel::debug, "listener=", group_->name, " conn=", id_, " closed: ", to_string(reason_));
+    if (group_->handlers.on_close) group_->handlers.on_close(*this, reason_);
+    on_closed_(*this);
+}
+
+}  // namespace reactor

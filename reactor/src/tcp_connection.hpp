@@ -1,0 +1,90 @@
+#pragma once
+
+// The Connection implementation over one bufferevent. Internal header.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "libevent_handles.hpp"
+#include "reactor/buffer.hpp"
+#include "reactor/connection.hpp"
+#include "reactor/protocol.hpp"
+#include "reactor/server.hpp"
+
+namespace reactor {
+
+// What a connection shares with the others of its listener (or outbound spec).
+struct ConnectionGroup {
+    std::string name;
+    std::shared_ptr<const ProtocolFactory> protocol;
+    Handlers handlers;
+    ConnectionLimits limits;
+    std::size_t open = 0;  // loop thread
+};
+
+class TcpConnection final : public Connection, private MessageSink {
+public:
+    // Called once, after on_close, so the owner can schedule destruction.
+    using ClosedFn = std::function<void(TcpConnection&)>;
+
+    TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr bev, std::string peer,
+                  std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed);
+    ~TcpConnection() override;
+
+    // Runs on_open and starts reading.
+    void start();
+
+    ConnectionId id() const override { return id_; }
+    const std::string& peer() const override { return peer_; }
+    const std::string& listener() const override { return group_->name; }
+    const ConnectionStats& stats() const override { return stats_; }
+    EventLoop& loop() const override { return loop_; }
+    Protocol& protocol() override { return *protocol_; }
+
+    void send(std::string_view payload) override;
+    void send_raw(std::string_view bytes) override;
+    std::size_t output_pending() const override;
+    void close(CloseMode mode, CloseReason reason) override;
+    bool closing() const override { return closing_; }
+
+    ConnectionGroup& group() { return *group_; }
+
+private:
+    // MessageSink
+    void deliver(Message& message) override;
+    bool accepting() const override { return !closing_; }
+
+    static void on_read(bufferevent*, void* arg);
+    static void on_write(bufferevent*, void* arg);
+    static void on_event(bufferevent*, short what, void* arg);
+    static void on_idle(evutil_socket_t, short, void* arg);
+
+    void after_output_grew(std::size_t before);
+    void pause_reading();
+    void resume_reading();
+    void arm_idle_timer(std::chrono::milliseconds after);
+    void finish();
+
+    EventLoop& loop_;
+    const ConnectionId id_;
+    BufferEventPtr bev_;
+    const std::string peer_;
+    std::shared_ptr<ConnectionGroup> group_;
+    ClosedFn on_closed_;
+    std::unique_ptr<Protocol> protocol_;
+    Buffer input_;
+    Buffer output_;
+    ConnectionStats stats_;
+    std::size_t input_seen_ = 0;  // input bytes already counted in stats_.bytes_in
+    EventPtr idle_timer_;
+    std::chrono::steady_clock::time_point last_message_;
+    int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
+    bool paused_for_output_ = false;
+    bool closing_ = false;
+    bool finished_ = false;
+    CloseReason reason_ = CloseReason::kicked;
+};
+
+}  // namespace reactor

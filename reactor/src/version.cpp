@@ -1,0 +1,5 @@
+#include "reactor/version.hpp"
+
+namespace reactor {
+const char* version() { return REACTOR_VERSION; }
+}  // namespace reactor
