@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <limits>
+
 namespace reactor::protocols {
 
 Options::Options(const nlohmann::json& json) : json_(json) {
@@ -24,6 +26,23 @@ std::uint64_t Options::integer(const std::string& key, std::uint64_t fallback, s
         throw ConfigError(key, expected);
     }
     return static_cast<std::uint64_t>(v);
+}
+
+std::int64_t Options::signed_integer(const std::string& key, std::int64_t fallback,
+                                     std::int64_t min, std::int64_t max) {
+    read_.insert(key);
+    const auto it = json_.find(key);
+    if (it == json_.end()) return fallback;
+    const std::string expected =
+        "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    if (!it->is_number_integer()) throw ConfigError(key, expected);
+    if (it->is_number_unsigned() &&
+        it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        throw ConfigError(key, expected);
+    }
+    const auto v = it->get<std::int64_t>();
+    if (v < min || v > max) throw ConfigError(key, expected);
+    return v;
 }
 
 bool Options::boolean(const std::string& key, bool fallback) {
@@ -51,6 +70,12 @@ std::string Options::choice(const std::string& key, const std::string& fallback,
         throw ConfigError(key, "expected one of " + list);
     }
     return value;
+}
+
+const nlohmann::json* Options::get(const std::string& key) {
+    read_.insert(key);
+    const auto it = json_.find(key);
+    return it == json_.end() ? nullptr : &*it;
 }
 
 void Options::finish() const {

@@ -198,8 +198,23 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
     }
 }
 
+void TcpConnection::read_remaining_input() {
+    // A request the peer finished sending before shutdown began may still sit in the kernel's
+    // receive buffer; it is owed a reply like any other.
+    if (read_pauses_ > 0) return;
+    evbuffer* in = bufferevent_get_input(bev_.get());
+    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
+    while (evbuffer_read(in, fd, static_cast<int>(kMaxSingleRead)) > 0) {
+    }
+    on_read(bev_.get(), this);
+}
+
 void TcpConnection::close(CloseMode mode, CloseReason reason) {
     if (closing_) return;
+    if (reason == CloseReason::shutdown && mode == CloseMode::flush) {
+        read_remaining_input();
+        if (closing_) return;
+    }
     closing_ = true;
     reason_ = reason;
     bufferevent_disable(bev_.get(), EV_READ);

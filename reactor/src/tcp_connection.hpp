@@ -65,6 +65,7 @@ private:
     void pause_reading();
     void resume_reading();
     void arm_idle_timer(std::chrono::milliseconds after);
+    void read_remaining_input();
     void finish();
 
     EventLoop& loop_;

@@ -1,0 +1,53 @@
+#pragma once
+
+// reactord's configuration: the JSON format, parsed and validated before anything binds. Every
+// error names its JSON path ("listeners[1].protocol.max_line: expected ...").
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "reactor/config_error.hpp"
+#include "reactor/endpoint.hpp"
+#include "reactor/log.hpp"
+#include "reactor/server.hpp"
+
+namespace reactord {
+
+struct ListenerConfig {
+    std::string name;
+    reactor::Endpoint endpoint;
+    int backlog = 1024;
+    std::string protocol;           // registry name
+    nlohmann::json protocol_options;  // the protocol object without "name"
+    std::string app;
+    nlohmann::json app_options;  // the app object without "name"
+    reactor::ConnectionLimits limits;
+    std::size_t max_frame = 1 << 20;
+};
+
+struct AdminConfig {
+    bool enabled = false;
+    reactor::Endpoint endpoint = reactor::Endpoint::tcp("127.0.0.1", 9900);
+    std::string token;  // empty: no authentication
+    bool allow_remote = false;
+};
+
+struct Config {
+    unsigned threads = 1;
+    reactor::LogLevel log_level = reactor::LogLevel::info;
+    std::chrono::milliseconds drain_timeout{5000};
+    std::vector<std::string> plugins;
+    AdminConfig admin;
+    std::vector<ListenerConfig> listeners;
+};
+
+// Parses JSON text; throws reactor::ConfigError. Checks the format only: protocol and app names
+// are checked by check_names() once plugins are loaded.
+Config parse_config(const std::string& text);
+// The embedded default: a demo of every built-in protocol on loopback ports.
+const std::string& default_config_text();
+
+}  // namespace reactord

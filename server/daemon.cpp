@@ -1,0 +1,151 @@
+#include "daemon.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "apps/admin_commands.hpp"
+#include "reactor/log.hpp"
+#include "reactor/version.hpp"
+
+namespace reactord {
+
+using reactor::ConfigError;
+
+Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) {
+    Plan plan;
+    auto all = config.listeners;
+    if (config.admin.enabled) {
+        ListenerConfig admin;
+        admin.name = "admin";
+        admin.endpoint = config.admin.endpoint;
+        admin.protocol = "line";
+        admin.protocol_options = {{"max_line", 4096}};
+        admin.app = "admin";
+        admin.app_options = {{"token", config.admin.token}};
+        admin.limits.max_connections = 16;
+        admin.max_frame = 64 * 1024;
+        all.push_back(admin);
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        const bool is_admin = i >= config.listeners.size();
+        const std::string path = is_admin ? "admin" : "listeners[" + std::to_string(i) + "]";
+        const auto& lc = all[i];
+        Plan::Listener entry;
+        entry.config = lc;
+        try {
+            entry.protocol = registry.build(lc.protocol, {lc.protocol_options, lc.max_frame});
+        } catch (const ConfigError& e) {
+            throw e.prefixed(path + ".protocol");
+        }
+        const auto& specs = app_specs();
+        const auto spec = specs.find(lc.app);
+        if (spec == specs.end()) {
+            std::string known;
+            for (const auto& [name, s] : specs) known += (known.empty() ? "" : ", ") + name;
+            throw ConfigError(path + ".app.name", "unknown app '" + lc.app + "' (known: " + known + ")");
+        }
+        if (!spec->second.protocols.empty() && spec->second.protocols.count(lc.protocol) == 0) {
+            std::string speaks;
+            for (const auto& p : spec->second.protocols) speaks += (speaks.empty() ? "" : ", ") + p;
+            throw ConfigError(path + ".app.name", "app '" + lc.app + "' cannot speak protocol '" +
+                                                      lc.protocol + "' (it speaks " + speaks + ")");
+        }
+        try {
+            entry.make_app = spec->second.prepare(lc.app_options);
+        } catch (const ConfigError& e) {
+            throw e.prefixed(path + ".app");
+        }
+        plan.listeners.push_back(std::move(entry));
+    }
+    return plan;
+}
+
+Daemon::Daemon(const Config& config, Plan plan) : config_(config), plan_(std::move(plan)) {
+    server_ = std::make_unique<reactor::Server>(loop_);
+}
+
+Daemon::~Daemon() {
+    server_.reset();
+    apps_.clear();
+}
+
+int Daemon::run(bool console) {
+    for (auto& entry : plan_.listeners) {
+        stats_.listeners[entry.config.name];
+        contexts_.push_back(std::make_unique<AppContext>(AppContext{*server_, stats_, entry.config.name}));
+        apps_.push_back(entry.make_app(*contexts_.back()));
+        App* app = apps_.back().get();
+        Stats* stats = &stats_;
+        reactor::ListenOptions options;
+        options.name = entry.config.name;
+        options.endpoint = entry.config.endpoint;
+        options.backlog = entry.config.backlog;
+        options.protocol = entry.protocol;
+        options.limits = entry.config.limits;
+        options.handlers.on_open = [app, stats](reactor::Connection& conn) {
+            stats->opened(conn);
+            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(), " conn=", conn.id(),
+                         " open peer=", conn.peer());
+            app->on_open(conn);
+        };
+        options.handlers.on_message = [app, stats](reactor::Connection& conn, reactor::Message& m) {
+            stats->message(conn);
+            app->on_message(conn, m);
+        };
+        options.handlers.on_close = [app, stats](reactor::Connection& conn, reactor::CloseReason why) {
+            stats->closed(conn, why);
+            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(), " conn=", conn.id(),
+                         " closed: ", reactor::to_string(why));
+            app->on_close(conn, why);
+        };
+        server_->listen(std::move(options));
+    }
+    loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
+    loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
+    std::signal(SIGPIPE, SIG_IGN);
+    if (console) start_console();
+    reactor::log(reactor::LogLevel::info, "reactord ", reactor::version(), " ready");
+    loop_.run();
+    reactor::log(reactor::LogLevel::info, "reactord stopped");
+    return 0;
+}
+
+void Daemon::begin_shutdown() {
+    if (stopping_) {
+        reactor::log(reactor::LogLevel::warn, "second signal: exiting now");
+        std::fflush(stderr);
+        ::_exit(1);
+    }
+    stopping_ = true;
+    reactor::log(reactor::LogLevel::info, "shutting down: draining ", server_->connection_count(),
+                 " connections (at most ", config_.drain_timeout.count(), " ms)");
+    server_->shutdown([this] { loop_.stop(); });
+    loop_.run_after(config_.drain_timeout, [this] {
+        reactor::log(reactor::LogLevel::warn, "drain timeout: closing ", server_->connection_count(),
+                     " connections");
+        loop_.stop();
+    });
+}
+
+void Daemon::start_console() {
+    // The console reads stdin on its own thread and runs each command on the loop thread, where
+    // the server's state lives; the command's reply is printed from there.
+    std::thread([this] {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            loop_.post([this, line] {
+                AdminCommands commands(*server_, stats_);
+                const auto reply = commands.execute(line);
+                std::fwrite(reply.text.data(), 1, reply.text.size(), stdout);
+                std::fflush(stdout);
+            });
+        }
+    }).detach();
+}
+
+}  // namespace reactord

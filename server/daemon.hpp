@@ -1,0 +1,51 @@
+#pragma once
+
+// reactord's running state: the loop, the server, one app per listener, signals and shutdown.
+
+#include <memory>
+#include <vector>
+
+#include "apps/app.hpp"
+#include "config.hpp"
+#include "reactor/event_loop.hpp"
+#include "reactor/protocol_registry.hpp"
+#include "reactor/server.hpp"
+#include "stats.hpp"
+
+namespace reactord {
+
+// Everything the config names, resolved before anything binds: throws reactor::ConfigError.
+struct Plan {
+    struct Listener {
+        ListenerConfig config;
+        std::shared_ptr<const reactor::ProtocolFactory> protocol;
+        std::function<std::unique_ptr<App>(AppContext&)> make_app;
+    };
+    std::vector<Listener> listeners;
+};
+Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry);
+
+class Daemon {
+public:
+    Daemon(const Config& config, Plan plan);
+    ~Daemon();
+
+    // Binds every listener (throws std::system_error), then serves until SIGINT/SIGTERM or stop().
+    // With console, operator commands are read from stdin. Returns the exit code.
+    int run(bool console);
+
+private:
+    void start_console();
+    void begin_shutdown();
+
+    const Config& config_;
+    Plan plan_;
+    reactor::EventLoop loop_;
+    std::unique_ptr<reactor::Server> server_;
+    Stats stats_;
+    std::vector<std::unique_ptr<AppContext>> contexts_;
+    std::vector<std::unique_ptr<App>> apps_;
+    bool stopping_ = false;
+};
+
+}  // namespace reactord
