@@ -1,0 +1,151 @@
+"""Starts reactord (or an example) as a child process on ephemeral ports and talks to it over
+loopback. Every wait has a deadline; nothing sleeps where an event can be waited on."""
+
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REACTORD = os.environ.get("REACTORD", "reactord")
+DEADLINE = 10.0
+
+LISTENING = re.compile(r"listener=(\S+) listening on (\S+) ")
+
+
+class Process:
+    """A child whose stderr is read line by line while the test waits for what it expects."""
+
+    def __init__(self, argv, stdin=None, env=None):
+        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.lines = {"stdout": [], "stderr": []}
+        self._partial = {"stdout": b"", "stderr": b""}
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
+        self._sel.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        os.set_blocking(self.proc.stderr.fileno(), False)
+
+    def _pump(self, timeout):
+        for key, _ in self._sel.select(timeout):
+            chunk = key.fileobj.read()
+            if not chunk:
+                self._sel.unregister(key.fileobj)
+                continue
+            data = self._partial[key.data] + chunk
+            *done, self._partial[key.data] = data.split(b"\n")
+            self.lines[key.data].extend(l.decode(errors="replace") for l in done)
+
+    def wait_for(self, pattern, stream="stderr", timeout=DEADLINE, start=0):
+        """Returns the first match of pattern in stream's lines from index start on."""
+        regex = re.compile(pattern)
+        end = time.monotonic() + timeout
+        seen = start
+        while True:
+            lines = self.lines[stream]
+            for i in range(seen, len(lines)):
+                m = regex.search(lines[i])
+                if m:
+                    return m
+            seen = len(lines)
+            left = end - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and not self._sel.get_map()):
+                raise AssertionError(f"no line matching {pattern!r} in {stream}; got:\n" +
+                                     "\n".join(lines[-30:]))
+            self._pump(min(left, 0.5))
+
+    def finish(self, timeout=DEADLINE):
+        """Waits for exit, collecting the rest of the output; returns the exit code."""
+        end = time.monotonic() + timeout
+        while self._sel.get_map() and time.monotonic() < end:
+            self._pump(0.2)
+        try:
+            return self.proc.wait(max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("process did not exit in time")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self._sel.close()
+
+
+class Reactord(Process):
+    """reactord with a config written to a temp file; ports[name] holds each listener's port."""
+
+    def __init__(self, config, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="reactord-test-")
+        path = os.path.join(self.dir, "config.json")
+        with open(path, "w") as f:
+            json.dump(config, f) if not isinstance(config, str) else f.write(config)
+        super().__init__([REACTORD, "--config", path, *extra_args], stdin=subprocess.PIPE)
+        self.ports = {}
+        self.wait_for(r"reactord \S+ ready")
+        for line in self.lines["stderr"]:
+            m = LISTENING.search(line)
+            if m:
+                address = m.group(2)
+                self.ports[m.group(1)] = int(address.rsplit(":", 1)[1]) if ":" in address else address
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        return self.finish()
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def connect(port, host="127.0.0.1", timeout=DEADLINE):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_exactly(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise AssertionError(f"EOF after {len(out)} of {n} bytes: {out!r}")
+        out += chunk
+    return out
+
+
+def recv_until(sock, terminator):
+    out = b""
+    while not out.endswith(terminator):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError(f"EOF before {terminator!r}: {out!r}")
+        out += chunk
+    return out
+
+
+def recv_to_eof(sock):
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+
+
+def listener(name, protocol, app, **extra):
+    entry = {"name": name, "address": "127.0.0.1", "port": 0,
+             "protocol": protocol if isinstance(protocol, dict) else {"name": protocol},
+             "app": app if isinstance(app, dict) else {"name": app}}
+    entry.update(extra)
+    return entry

@@ -1,0 +1,286 @@
+"""reactord end to end: configuration, apps, admin console, signals."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from harness import (REACTORD, Process, Reactord, connect, listener, recv_exactly, recv_to_eof,
+                     recv_until)
+
+
+def run_reactord(*args, timeout=10):
+    return subprocess.run([REACTORD, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class CommandLine(unittest.TestCase):
+    def test_help_and_version(self):
+        r = run_reactord("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--config FILE", r.stdout)
+        r = run_reactord("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^reactord \d+\.\d+\.\d+\n$")
+
+    def test_unknown_argument_exits_2(self):
+        r = run_reactord("--bogus")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown or incomplete argument '--bogus'", r.stderr)
+
+    def test_embedded_default_is_valid(self):
+        text = run_reactord("--print-default").stdout
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(text)
+        try:
+            r = run_reactord("--check-config", f.name)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            os.unlink(f.name)
+
+
+BAD_CONFIGS = [
+    ("{", "invalid JSON: "),
+    ("[]", "expected a JSON object at the top level"),
+    ({}, "listeners: expected a non-empty array"),
+    ({"listeners": []}, "listeners: expected a non-empty array"),
+    ({"threads": "two", "listeners": [listener("a", "raw", "echo")]},
+     "threads: expected an integer from 1 to 256"),
+    ({"bogus": 1, "listeners": [listener("a", "raw", "echo")]}, "bogus: unknown option"),
+    ({"log": {"level": "loud"}, "listeners": [listener("a", "raw", "echo")]},
+     "log.level: expected one of debug, error, info, off, warn"),
+    ({"listeners": [listener("a", "nope", "echo")]},
+     "listeners[0].protocol.name: unknown protocol 'nope' (known: http, length, line, raw, resp)"),
+    ({"listeners": [listener("a", "raw", "nope")]},
+     "listeners[0].app.name: unknown app 'nope' (known: admin, chat, echo, http, kv)"),
+    ({"listeners": [listener("a", "line", "kv")]},
+     "listeners[0].app.name: app 'kv' cannot speak protocol 'line' (it speaks resp)"),
+    ({"listeners": [listener("a", "raw", "echo"), listener("b", {"name": "raw", "x": 1}, "echo")]},
+     "listeners[1].protocol.x: unknown option"),
+    ({"listeners": [listener("a", "line", "echo"),
+                    listener("b", {"name": "line", "max_line": "long"}, "echo")]},
+     "listeners[1].protocol.max_line: expected an integer"),
+    ({"listeners": [{"name": "a", "port": 0, "app": "echo"}]},
+     "listeners[0].protocol: missing protocol"),
+    ({"listeners": [listener("a", "raw", "echo", port=7100), listener("b", "raw", "echo", port=7100)]},
+     "listeners[1].port: port 7100 is used twice"),
+    ({"listeners": [listener("a", "raw", "echo"), listener("a", "raw", "echo")]},
+     "listeners[1].name: duplicate listener name 'a'"),
+    ({"listeners": [listener("a", "raw", "echo", port=70000)]},
+     "listeners[0].port: expected an integer from 0 to 65535"),
+    ({"listeners": [listener("a", "raw", "echo", limits={"output_high_water": 100, "output_limit": 10})]},
+     "listeners[0].limits.output_limit: must not be below output_high_water"),
+    ({"listeners": [listener("a", "raw", "echo", limits={"max_connections": 0})]},
+     "listeners[0].limits.max_connections: expected an integer from 1 to 1000000"),
+    ({"admin": {"address": "0.0.0.0", "port": 0}, "listeners": [listener("a", "raw", "echo")]},
+     "admin.address: the admin console listens on loopback only unless allow_remote is true"),
+    ({"plugins": ["/nonexistent/libnothing.so"], "listeners": [listener("a", "raw", "echo")]},
+     "plugins[0]: "),
+]
+
+
+class BadConfigs(unittest.TestCase):
+    def test_each_bad_config_names_its_path_and_exits_2(self):
+        for config, message in BAD_CONFIGS:
+            with self.subTest(message=message):
+                with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                    f.write(config if isinstance(config, str) else json.dumps(config))
+                try:
+                    for flag in ("--check-config", "--config"):
+                        r = run_reactord(flag, f.name)
+                        self.assertEqual(r.returncode, 2, r.stderr)
+                        self.assertIn(f"reactord: {f.name}: {message}", r.stderr)
+                finally:
+                    os.unlink(f.name)
+
+    def test_missing_file_exits_2(self):
+        r = run_reactord("--config", "/nonexistent/reactord.json")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot read /nonexistent/reactord.json", r.stderr)
+
+
+class ServerTestCase(unittest.TestCase):
+    config = None
+
+    def setUp(self):
+        self.server = Reactord(self.config)
+
+    def tearDown(self):
+        self.server.cleanup()
+
+
+class RawEcho(ServerTestCase):
+    config = {"listeners": [listener("echo", "raw", "echo")]}
+
+    def test_echo_and_clean_sigterm(self):
+        clients = [connect(self.server.ports["echo"]) for _ in range(10)]
+        for i, c in enumerate(clients):
+            c.sendall(b"hello %d" % i)
+        for i, c in enumerate(clients):
+            self.assertEqual(recv_exactly(c, len(b"hello %d" % i)), b"hello %d" % i)
+        # Stopping with connections open: clean exit 0, clients see EOF.
+        self.assertEqual(self.server.stop(), 0)
+        for c in clients:
+            self.assertEqual(recv_to_eof(c), b"")
+
+
+class LineEcho(ServerTestCase):
+    config = {"listeners": [listener("echo", "line", "echo")]}
+
+    def test_lines_echo_and_nc(self):
+        c = connect(self.server.ports["echo"])
+        c.sendall(b"one\ntwo\r\nthr")
+        self.assertEqual(recv_exactly(c, 8), b"one\ntwo\n")
+        c.sendall(b"ee\n")
+        self.assertEqual(recv_exactly(c, 6), b"three\n")
+        # A real client: nc sends, half-closes, and still gets the reply.
+        r = subprocess.run(["nc", "-N", "127.0.0.1", str(self.server.ports["echo"])],
+                           input=b"via nc\n", capture_output=True, timeout=10)
+        self.assertEqual(r.stdout, b"via nc\n")
+
+    def test_sigterm_with_200_clients_mid_conversation(self):
+        clients = [connect(self.server.ports["echo"]) for _ in range(200)]
+        for i, c in enumerate(clients):  # a first exchange proves every client is accepted
+            c.sendall(b"hello %d\n" % i)
+            self.assertEqual(recv_exactly(c, len(b"hello %d\n" % i)), b"hello %d\n" % i)
+        for i, c in enumerate(clients):
+            c.sendall(b"last words %d\n" % i)
+        self.server.proc.send_signal(signal.SIGTERM)
+        answered = 0
+        for i, c in enumerate(clients):
+            if recv_to_eof(c) == b"last words %d\n" % i:
+                answered += 1
+        self.assertEqual(answered, 200)
+        self.assertEqual(self.server.finish(), 0)
+
+
+class Chat(ServerTestCase):
+    config = {"listeners": [listener("chat", "line", "chat")]}
+
+    def test_broadcast_with_sender_id_and_announcements(self):
+        a = connect(self.server.ports["chat"])
+        a_id = int(recv_until(a, b"\n").split()[-1])
+        b = connect(self.server.ports["chat"])
+        b_id = int(recv_until(b, b"\n").split()[-1])
+        self.assertEqual(recv_until(a, b"\n"), b"* %d joined\n" % b_id)
+        a.sendall(b"hi all\n")
+        self.assertEqual(recv_until(b, b"\n"), b"%d: hi all\n" % a_id)
+        b.close()
+        self.assertEqual(recv_until(a, b"\n"), b"* %d left\n" % b_id)
+
+
+class Admin(ServerTestCase):
+    config = {"admin": {"port": 0},
+              "listeners": [listener("echo", "line", "echo"), listener("raw", "raw", "echo")]}
+
+    def admin(self):
+        s = connect(self.server.ports["admin"])
+        self.assertIn(b"type help", recv_until(s, b"\n"))
+        return s
+
+    def command(self, s, line, terminator=b"\n"):
+        s.sendall(line.encode() + b"\n")
+        return recv_until(s, terminator).decode()
+
+    def test_list_send_sendhex_broadcast_kick_stats(self):
+        line_client = connect(self.server.ports["echo"])
+        raw_client = connect(self.server.ports["raw"])
+        line_client.sendall(b"x\n")
+        recv_exactly(line_client, 2)
+        raw_client.sendall(b"y")
+        recv_exactly(raw_client, 1)
+        s = self.admin()
+        listing = self.command(s, "list", b"connections\n")
+        rows = [l for l in listing.splitlines() if not l.startswith("OK")]
+        by_listener = {row.split()[1]: int(row.split()[0]) for row in rows}
+        self.assertIn("echo", by_listener)
+        self.assertIn("raw", by_listener)
+        self.assertIn("admin", by_listener)
+        self.assertRegex(listing, r"OK 3 connections\n$")
+        # send reaches a connection on another listener, framed by that listener's protocol
+        self.assertEqual(self.command(s, "send %d hello" % by_listener["echo"]), "OK\n")
+        self.assertEqual(recv_exactly(line_client, 6), b"hello\n")
+        self.assertEqual(self.command(s, "send %d hello" % by_listener["raw"]), "OK\n")
+        self.assertEqual(recv_exactly(raw_client, 5), b"hello")
+        self.assertEqual(self.command(s, "sendhex %d 615f605d5b64" % by_listener["raw"]), "OK\n")
+        self.assertEqual(recv_exactly(raw_client, 6), bytes([97, 95, 96, 93, 91, 100]))
+        self.assertEqual(self.command(s, "sendhex %d 6g" % by_listener["raw"]),
+                         "ERR bad hex: expected an even number of hex digits\n")
+        self.assertEqual(self.command(s, "send 999999 x"), "ERR no connection 999999\n")
+        self.assertEqual(self.command(s, "broadcast echo all"), "OK sent to 1\n")
+        self.assertEqual(recv_exactly(line_client, 4), b"all\n")
+        self.assertEqual(self.command(s, "broadcast nope x"), "ERR no listener nope\n")
+        stats = json.loads(self.command(s, "stats"))
+        self.assertEqual(stats["listeners"]["echo"]["connections"], 1)
+        self.assertGreaterEqual(stats["messages"], 2)
+        self.assertIn("kick ID", self.command(s, "help", b"end this session\n"))
+        self.assertEqual(self.command(s, "frobnicate"), "ERR unknown command 'frobnicate' (try help)\n")
+        self.assertEqual(self.command(s, "kick %d" % by_listener["raw"]), "OK\n")
+        self.assertEqual(recv_to_eof(raw_client), b"")
+        self.assertEqual(self.command(s, "quit"), "bye\n")
+        self.assertEqual(recv_to_eof(s), b"")
+
+
+class AdminToken(ServerTestCase):
+    config = {"admin": {"port": 0, "token": "s3cret"}, "listeners": [listener("echo", "line", "echo")]}
+
+    def test_commands_refused_without_token(self):
+        s = connect(self.server.ports["admin"])
+        self.assertIn(b"auth TOKEN", recv_until(s, b"\n"))
+        s.sendall(b"list\n")
+        self.assertEqual(recv_until(s, b"\n"), b"ERR authentication required\n")
+        s.sendall(b"auth wrong\n")
+        self.assertEqual(recv_until(s, b"\n"), b"ERR invalid token\n")
+        self.assertEqual(recv_to_eof(s), b"")
+        s = connect(self.server.ports["admin"])
+        recv_until(s, b"\n")
+        s.sendall(b"auth s3cret\nlist\n")
+        self.assertRegex(recv_until(s, b"connections\n"), rb"^OK\n\d+ admin .*\nOK 1 connections\n$")
+
+
+class Console(unittest.TestCase):
+    def test_console_reads_commands_from_stdin(self):
+        server = Reactord({"listeners": [listener("raw", "raw", "echo")]}, extra_args=["--console"])
+        try:
+            c = connect(server.ports["raw"])
+            c.sendall(b"x")
+            recv_exactly(c, 1)
+            server.proc.stdin.write(b"list\n")
+            server.proc.stdin.flush()
+            row = server.wait_for(r"^(\d+) raw 127\.0\.0\.1:\d+", stream="stdout")
+            server.proc.stdin.write(b"send %s from console\n" % row.group(1).encode())
+            server.proc.stdin.flush()
+            self.assertEqual(recv_exactly(c, 12), b"from console")
+        finally:
+            server.cleanup()
+
+
+class ForumExample(unittest.TestCase):
+    def test_forum_server_through_stdin_pipe_and_socket(self):
+        forum = Process([os.environ["FORUM_SERVER"], "127.0.0.1:0"], stdin=subprocess.PIPE)
+        try:
+            port = int(forum.wait_for(r"forum: listening on 127\.0\.0\.1:(\d+)", "stdout").group(1))
+            a = connect(port)
+            first = int(forum.wait_for(r"client (\d+) connected", "stdout").group(1))
+            b = connect(port)
+            second = int(forum.wait_for(r"client (\d+) connected", "stdout",
+                                        start=len(forum.lines["stdout"])).group(1))
+            self.assertEqual(second, first + 1)
+            a.sendall(b"hello forum\n")
+            forum.wait_for(r"message from %d: hello forum$" % first, "stdout")
+            forum.proc.stdin.write(b"%d\n%d text\n424242\nnot-a-number\n" % (first, second))
+            forum.proc.stdin.flush()
+            self.assertEqual(recv_exactly(a, 6), bytes([97, 95, 96, 93, 91, 100]))
+            self.assertEqual(recv_exactly(b, 5), b"text\n")
+            forum.wait_for(r"^error: no client 424242$", "stdout")
+            forum.wait_for(r"^error: 'not-a-number' is not a client id$", "stdout")
+            forum.proc.stdin.close()  # end of input stops the server
+            self.assertEqual(forum.finish(), 0)
+        finally:
+            forum.kill()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
