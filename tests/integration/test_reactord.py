@@ -41,6 +41,17 @@ class CommandLine(unittest.TestCase):
             os.unlink(f.name)
 
 
+class ExampleConfigs(unittest.TestCase):
+    def test_every_example_config_is_valid(self):
+        folder = os.path.join(os.path.dirname(__file__), "..", "..", "server", "configs")
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+        self.assertGreaterEqual(len(names), 4)
+        for name in names:
+            with self.subTest(config=name):
+                r = run_reactord("--check-config", os.path.join(folder, name))
+                self.assertEqual(r.returncode, 0, r.stderr)
+
+
 BAD_CONFIGS = [
     ("{", "invalid JSON: "),
     ("[]", "expected a JSON object at the top level"),
