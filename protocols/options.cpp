@@ -37,7 +37,8 @@ std::int64_t Options::signed_integer(const std::string& key, std::int64_t fallba
         "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
     if (!it->is_number_integer()) throw ConfigError(key, expected);
     if (it->is_number_unsigned() &&
-        it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        it->get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
         throw ConfigError(key, expected);
     }
     const auto v = it->get<std::int64_t>();

@@ -1,11 +1,316 @@
+#include "resp.hpp"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
 #include "builtin.hpp"
 #include "options.hpp"
+#include "resp_encode.hpp"
 
 namespace reactor::protocols {
 
+namespace {
+
+class RespFactory final : public ProtocolFactory {
+  public:
+    explicit RespFactory(const RespSettings& settings) : settings_(settings) {}
+    std::string_view name() const override { return "resp"; }
+    std::unique_ptr<Protocol> create() const override {
+        return std::make_unique<RespProtocol>(settings_);
+    }
+
+  private:
+    RespSettings settings_;
+};
+
+constexpr std::size_t kRedisMaxBulk = std::size_t{512} << 20;
+constexpr std::size_t kRedisMaxArgs = std::size_t{1} << 20;
+constexpr std::size_t kRedisMaxInline = std::size_t{64} << 10;
+// Longest text a 64-bit count can have: "-9223372036854775808".
+constexpr std::size_t kMaxCountDigits = 20;
+
+Decoded protocol_error(const std::string& what) {
+    const std::string text = "Protocol error: " + what;
+    return Decoded::fail(text, "-ERR " + text + "\r\n");
+}
+
+// Redis's strict integer syntax: optional '-', no '+', no leading zeros, no spaces, no overflow.
+bool parse_count(std::string_view text, std::int64_t& value) {
+    if (text.empty() || text.size() > kMaxCountDigits) return false;
+    if (text == "0") {
+        value = 0;
+        return true;
+    }
+    const bool negative = text.front() == '-';
+    if (negative) text.remove_prefix(1);
+    if (text.empty() || text.front() < '1' || text.front() > '9') return false;
+    std::uint64_t magnitude = 0;
+    const std::uint64_t limit =
+        negative ? std::uint64_t{1} << 63
+                 : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    for (const char c : text) {
+        if (c < '0' || c > '9') return false;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (magnitude > (limit - digit) / 10) return false;
+        magnitude = magnitude * 10 + digit;
+    }
+    value =
+        negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
+    return true;
+}
+
+// The blanks skipped between inline arguments (C isspace).
+bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+// The bytes that end an unquoted inline argument; Redis leaves out \v and \f here.
+bool ends_argument(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+char unescape(char c) {
+    switch (c) {
+        case 'n':
+            return '\n';
+        case 'r':
+            return '\r';
+        case 't':
+            return '\t';
+        case 'b':
+            return '\b';
+        case 'a':
+            return '\a';
+        default:
+            return c;
+    }
+}
+
+// Splits an inline command the way redis-cli users expect: blanks separate arguments, "..." takes
+// \n \r \t \b \a \xHH and \<char> escapes, '...' takes \' only. A closing quote must be followed
+// by a blank or the end of the line. Arguments go to storage, their places to spans. False for
+// unbalanced quotes.
+bool split_inline(std::string_view line, std::string& storage,
+                  std::vector<std::pair<std::size_t, std::size_t>>& spans) {
+    storage.clear();
+    storage.reserve(line.size());
+    std::size_t i = 0;
+    const std::size_t n = line.size();
+    while (true) {
+        while (i < n && is_blank(line[i])) ++i;
+        if (i == n) return true;
+        const std::size_t start = storage.size();
+        char quote = 0;
+        bool done = false;
+        while (!done) {
+            if (quote == 0) {
+                if (i == n || ends_argument(line[i])) {
+                    done = true;
+                } else if (line[i] == '"' || line[i] == '\'') {
+                    quote = line[i];
+                } else {
+                    storage.push_back(line[i]);
+                }
+            } else {
+                if (i == n) return false;
+                const char c = line[i];
+                const bool has_next = i + 1 < n;
+                if (c == quote) {
+                    if (has_next && !is_blank(line[i + 1])) return false;
+                    done = true;
+                } else if (c == '\\' && quote == '"' && i + 3 < n && line[i + 1] == 'x' &&
+                           hex_value(line[i + 2]) >= 0 && hex_value(line[i + 3]) >= 0) {
+                    storage.push_back(
+                        static_cast<char>(hex_value(line[i + 2]) * 16 + hex_value(line[i + 3])));
+                    i += 3;
+                } else if (c == '\\' && quote == '"' && has_next) {
+                    storage.push_back(unescape(line[++i]));
+                } else if (c == '\\' && quote == '\'' && has_next && line[i + 1] == '\'') {
+                    storage.push_back('\'');
+                    ++i;
+                } else {
+                    storage.push_back(c);
+                }
+            }
+            if (i < n) ++i;
+        }
+        spans.emplace_back(start, storage.size() - start);
+    }
+}
+
+}  // namespace
+
+RespSettings read_resp_settings(const ProtocolConfig& config) {
+    Options options(config.options);
+    RespSettings s;
+    s.max_frame = config.max_frame;
+    s.max_bulk =
+        options.integer("max_bulk", std::min(kRedisMaxBulk, config.max_frame), 1, config.max_frame);
+    s.max_args = options.integer("max_args", kRedisMaxArgs, 1,
+                                 static_cast<std::uint64_t>(std::numeric_limits<int>::max()));
+    s.max_inline = options.integer("max_inline", std::min(kRedisMaxInline, config.max_frame), 1,
+                                   config.max_frame);
+    options.finish();
+    return s;
+}
+
 std::shared_ptr<const ProtocolFactory> make_resp(const ProtocolConfig& config) {
-    Options(config.options).finish();
-    throw ConfigError("name", "protocol 'resp' is not built yet");
+    return std::make_shared<RespFactory>(read_resp_settings(config));
+}
+
+Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
+    if (request_ == Request::unknown) {
+        char first = 0;
+        if (in.copy_out(0, &first, 1) == 0) return Decoded::need_more();
+        request_ = first == '*' ? Request::multibulk : Request::inline_command;
+    }
+    return request_ == Request::multibulk ? decode_multibulk(in, out) : decode_inline(in, out);
+}
+
+std::size_t RespProtocol::find_line_end(const Buffer& in, std::string_view ending) {
+    // Only a line no longer than max_inline can be legal, so the search stops there; bytes
+    // searched on an earlier read are not searched again.
+    const std::size_t limit = cursor_ + settings_.max_inline + 1;
+    const std::size_t at = in.find(ending, std::max(scan_from_, cursor_), limit);
+    scan_from_ = at == Buffer::npos ? std::min(in.size(), limit) : at;
+    return at;
+}
+
+RespProtocol::CountLine RespProtocol::read_count_line(const Buffer& in) {
+    CountLine line{CountLine::Status::incomplete};
+    const std::size_t cr = find_line_end(in, "\r");
+    if (cr == Buffer::npos) {
+        if (in.size() - cursor_ > settings_.max_inline) line.status = CountLine::Status::too_long;
+        return line;
+    }
+    // Redis wants one more byte, the "\n", without checking it.
+    if (cr + 1 >= in.size()) return line;
+    line.status = CountLine::Status::done;
+    line.next = cr + 2;
+    const std::size_t digits = cr - cursor_ - 1;  // after the type byte
+    if (digits > kMaxCountDigits) return line;
+    std::array<char, kMaxCountDigits> text{};
+    in.copy_out(cursor_ + 1, text.data(), digits);
+    line.valid = parse_count(std::string_view(text.data(), digits), line.value);
+    return line;
+}
+
+Decoded RespProtocol::decode_multibulk(Buffer& in, MessageSink& out) {
+    if (args_left_ == 0) {
+        const CountLine count = read_count_line(in);
+        if (count.status == CountLine::Status::too_long) {
+            return protocol_error("too big mbulk count string");
+        }
+        if (count.status == CountLine::Status::incomplete) return Decoded::need_more();
+        if (!count.valid || count.value > static_cast<std::int64_t>(settings_.max_args)) {
+            return protocol_error("invalid multibulk length");
+        }
+        if (count.value <= 0) {
+            in.drain(count.next);
+            reset();
+            return Decoded::frame();
+        }
+        cursor_ = count.next;
+        args_left_ = count.value;
+        spans_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(count.value, 1024)));
+    }
+
+    while (args_left_ > 0) {
+        if (bulk_length_ < 0) {
+            char type = 0;
+            if (in.copy_out(cursor_, &type, 1) == 0) return Decoded::need_more();
+            // Checked before the line ends, so garbage fails at its first byte.
+            if (type != '$') return protocol_error(std::string("expected '$', got '") + type + "'");
+            const CountLine length = read_count_line(in);
+            if (length.status == CountLine::Status::too_long) {
+                return protocol_error("too big bulk count string");
+            }
+            if (length.status == CountLine::Status::incomplete) return Decoded::need_more();
+            if (!length.valid || length.value < 0 ||
+                static_cast<std::uint64_t>(length.value) > settings_.max_bulk) {
+                return protocol_error("invalid bulk length");
+            }
+            cursor_ = length.next;
+            bulk_length_ = length.value;
+            if (cursor_ + static_cast<std::size_t>(bulk_length_) + 2 > settings_.max_frame) {
+                return Decoded::fail("request longer than max_frame of " +
+                                     std::to_string(settings_.max_frame) + " bytes");
+            }
+        }
+        const auto bulk = static_cast<std::size_t>(bulk_length_);
+        if (in.size() < cursor_ + bulk + 2) return Decoded::need_more();
+        spans_.emplace_back(cursor_, bulk);
+        cursor_ += bulk + 2;
+        bulk_length_ = -1;
+        --args_left_;
+    }
+
+    const std::size_t size = cursor_;
+    const std::string_view request = in.peek(size);
+    return deliver(in, out, request, request, size);
+}
+
+Decoded RespProtocol::decode_inline(Buffer& in, MessageSink& out) {
+    const std::size_t lf = find_line_end(in, "\n");
+    if (lf == Buffer::npos) {
+        if (in.size() > settings_.max_inline) return protocol_error("too big inline request");
+        return Decoded::need_more();
+    }
+    std::string_view line = in.peek(lf + 1).substr(0, lf);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!split_inline(line, inline_args_, spans_)) {
+        return protocol_error("unbalanced quotes in request");
+    }
+    if (spans_.empty()) {
+        in.drain(lf + 1);
+        reset();
+        return Decoded::frame();
+    }
+    return deliver(in, out, inline_args_, line, lf + 1);
+}
+
+Decoded RespProtocol::deliver(Buffer& in, MessageSink& out, std::string_view arg_bytes,
+                              std::string_view payload, std::size_t request_size) {
+    args_.clear();
+    for (const auto& [offset, size] : spans_) args_.push_back(arg_bytes.substr(offset, size));
+    Message message;
+    message.payload = payload;
+    message.args = args_;
+    out.deliver(message);
+    in.drain(request_size);
+    reset();
+    return Decoded::frame();
+}
+
+void RespProtocol::reset() {
+    request_ = Request::unknown;
+    cursor_ = 0;
+    scan_from_ = 0;
+    args_left_ = 0;
+    bulk_length_ = -1;
+    spans_.clear();
+    // Keep the capacity of spans_ and args_ for the next request, but not a huge one.
+    if (spans_.capacity() > 4096) {
+        spans_.shrink_to_fit();
+        args_.clear();
+        args_.shrink_to_fit();
+    }
+}
+
+void RespProtocol::encode(std::string_view payload, Buffer& out) {
+    resp::append_bulk(out, payload);
+}
+
+std::string RespProtocol::busy_notice() const {
+    return "-ERR max number of clients reached\r\n";
 }
 
 }  // namespace reactor::protocols

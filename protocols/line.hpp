@@ -1,0 +1,47 @@
+#pragma once
+
+// Line framing: each message is the bytes up to a delimiter.
+//
+// Options: "delimiter" (string, default "\n"; with the default, a "\r\n" ending is accepted too),
+// "max_line" (bytes before the delimiter, default and at most the listener's max_frame),
+// "strip_delimiter" (bool, default true: the payload excludes the ending).
+//
+// The limit holds before the delimiter arrives: once more than max_line bytes are buffered and no
+// ending can start within them, the connection fails ("line longer than N bytes"), so a peer that
+// never sends a delimiter cannot make the buffer grow. A last line without its delimiter at end of
+// stream is dropped, as Netty's LineBasedFrameDecoder does.
+
+#include <cstddef>
+#include <string>
+
+#include "reactor/protocol.hpp"
+#include "reactor/protocol_registry.hpp"
+
+namespace reactor::protocols {
+
+struct LineSettings {
+    std::string delimiter = "\n";
+    // True with the default delimiter: "\r\n" also ends a line and the "\r" is part of the ending.
+    bool accept_crlf = true;
+    std::size_t max_line = 0;
+    bool strip_delimiter = true;
+};
+
+// Throws ConfigError naming the option.
+LineSettings read_line_settings(const ProtocolConfig& config);
+
+class LineProtocol final : public Protocol {
+  public:
+    explicit LineProtocol(const LineSettings& settings) : settings_(settings) {}
+
+    Decoded decode(Buffer& in, MessageSink& out) override;
+    void encode(std::string_view payload, Buffer& out) override;
+
+  private:
+    // Without a whole ending in the buffer: whether one could still start at or before max_line.
+    bool ending_may_follow(const Buffer& in) const;
+
+    LineSettings settings_;
+};
+
+}  // namespace reactor::protocols

@@ -1,0 +1,82 @@
+#pragma once
+
+// Redis RESP2 requests: multibulk arrays of bulk strings ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n") and
+// inline commands ("PING\r\n", split on spaces, with Redis's double and single quotes). An empty
+// inline line and a multibulk count of 0 or less are skipped, as Redis does.
+//
+// Message.args holds the arguments and Message.payload the whole request as received (for an inline
+// command, the line without its ending); both are views valid during the callback only.
+//
+// Options, with Redis's limits as defaults: "max_bulk" (bytes in one argument, default 512 MiB,
+// at most the listener's max_frame), "max_args" (default 1024*1024), "max_inline" (bytes in an
+// inline line or a count line, default 64 KiB, at most max_frame). Breaking a limit or the syntax
+// answers Redis's "-ERR Protocol error: ..." reply and closes; a declared bulk length over max_bulk
+// fails at once, before the bulk arrives. A request longer than max_frame as a whole closes without
+// a reply, as Redis's query buffer limit does.
+//
+// Like Redis, the two bytes after a bulk are skipped without looking at them; a peer that sends
+// more than it declared fails on the next header instead.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "reactor/protocol.hpp"
+#include "reactor/protocol_registry.hpp"
+
+namespace reactor::protocols {
+
+struct RespSettings {
+    std::size_t max_bulk = 0;
+    std::size_t max_args = 0;
+    std::size_t max_inline = 0;
+    std::size_t max_frame = 0;
+};
+
+// Throws ConfigError naming the option.
+RespSettings read_resp_settings(const ProtocolConfig& config);
+
+class RespProtocol final : public Protocol {
+  public:
+    explicit RespProtocol(const RespSettings& settings) : settings_(settings) {}
+
+    Decoded decode(Buffer& in, MessageSink& out) override;
+    // Writes the payload as a bulk string.
+    void encode(std::string_view payload, Buffer& out) override;
+    std::string busy_notice() const override;
+
+  private:
+    enum class Request { unknown, multibulk, inline_command };
+    // Where a "*N" or "$N" line starting at the cursor stands.
+    struct CountLine {
+        enum class Status { incomplete, too_long, done } status;
+        bool valid = false;
+        std::int64_t value = 0;
+        std::size_t next = 0;  // offset after its "\r\n"
+    };
+
+    Decoded decode_multibulk(Buffer& in, MessageSink& out);
+    Decoded decode_inline(Buffer& in, MessageSink& out);
+    // Position of ending in the line starting at the cursor, or npos.
+    std::size_t find_line_end(const Buffer& in, std::string_view ending);
+    CountLine read_count_line(const Buffer& in);
+    // Hands over the arguments in spans_ (offsets into arg_bytes), then drains the request.
+    Decoded deliver(Buffer& in, MessageSink& out, std::string_view arg_bytes,
+                    std::string_view payload, std::size_t request_size);
+    void reset();
+
+    RespSettings settings_;
+    // Parse state kept across reads, so a request arriving in pieces is scanned once.
+    Request request_ = Request::unknown;
+    std::size_t cursor_ = 0;     // where the next line or bulk starts
+    std::size_t scan_from_ = 0;  // the current line holds no ending before this offset
+    std::int64_t args_left_ = 0;
+    std::int64_t bulk_length_ = -1;
+    std::vector<std::pair<std::size_t, std::size_t>> spans_;  // offset and size of each argument
+    std::vector<std::string_view> args_;
+    std::string inline_args_;  // unquoted inline arguments, back to back
+};
+
+}  // namespace reactor::protocols

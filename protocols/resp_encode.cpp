@@ -1,0 +1,105 @@
+#include "resp_encode.hpp"
+
+#include <charconv>
+
+namespace reactor::protocols::resp {
+
+namespace {
+
+// A type line such as ":42\r\n" or "$1024\r\n", built on the stack.
+class CountLine {
+  public:
+    template <typename Integer>
+    CountLine(char type, Integer value) {
+        bytes_[0] = type;
+        const auto result = std::to_chars(bytes_ + 1, bytes_ + sizeof(bytes_) - 2, value);
+        char* end = result.ptr;
+        *end++ = '\r';
+        *end++ = '\n';
+        size_ = static_cast<std::size_t>(end - bytes_);
+    }
+    std::string_view view() const { return {bytes_, size_}; }
+
+  private:
+    char bytes_[24];
+    std::size_t size_;
+};
+
+// Appends type, text with CR and LF made spaces, then CRLF.
+void append_line(std::string& out, char type, std::string_view text) {
+    out.reserve(out.size() + text.size() + 3);
+    out.push_back(type);
+    for (const char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+    out.append("\r\n");
+}
+
+void append_line(Buffer& out, char type, std::string_view text) {
+    if (text.find_first_of("\r\n") == std::string_view::npos) {
+        const char prefix[1] = {type};
+        out.append(prefix, 1);
+        out.append(text);
+        out.append("\r\n");
+        return;
+    }
+    std::string line;
+    append_line(line, type, text);
+    out.append(line);
+}
+
+}  // namespace
+
+void append_simple_string(Buffer& out, std::string_view text) {
+    append_line(out, '+', text);
+}
+void append_simple_string(std::string& out, std::string_view text) {
+    append_line(out, '+', text);
+}
+void append_error(Buffer& out, std::string_view text) {
+    append_line(out, '-', text);
+}
+void append_error(std::string& out, std::string_view text) {
+    append_line(out, '-', text);
+}
+
+void append_integer(Buffer& out, std::int64_t value) {
+    out.append(CountLine(':', value).view());
+}
+void append_integer(std::string& out, std::int64_t value) {
+    out.append(CountLine(':', value).view());
+}
+
+void append_bulk(Buffer& out, std::string_view bytes) {
+    out.append(CountLine('$', bytes.size()).view());
+    out.append(bytes);
+    out.append("\r\n");
+}
+void append_bulk(std::string& out, std::string_view bytes) {
+    out.append(CountLine('$', bytes.size()).view());
+    out.append(bytes);
+    out.append("\r\n");
+}
+
+void append_null_bulk(Buffer& out) {
+    out.append("$-1\r\n");
+}
+void append_null_bulk(std::string& out) {
+    out.append("$-1\r\n");
+}
+
+void append_array_header(Buffer& out, std::size_t count) {
+    out.append(CountLine('*', count).view());
+}
+void append_array_header(std::string& out, std::size_t count) {
+    out.append(CountLine('*', count).view());
+}
+
+void append_bulk_array(Buffer& out, std::span<const std::string_view> items) {
+    append_array_header(out, items.size());
+    for (const auto item : items) append_bulk(out, item);
+}
+void append_bulk_array(std::string& out, std::span<const std::string_view> items) {
+    append_array_header(out, items.size());
+    for (const auto item : items) append_bulk(out, item);
+}
+
+}  // namespace reactor::protocols::resp

@@ -1,0 +1,294 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <string_view>
+
+#include "builtin.hpp"
+#include "codec_harness.hpp"
+#include "resp_encode.hpp"
+
+using codec_test::build;
+using codec_test::Captured;
+using codec_test::check_all_feeds;
+using codec_test::command;
+using codec_test::config_error;
+using codec_test::feed_bytewise;
+using codec_test::feed_whole;
+using reactor::protocols::make_resp;
+using json = nlohmann::json;
+using namespace std::string_literals;
+
+namespace {
+
+std::string multibulk(const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+}
+
+// The Redis reply for a protocol error.
+std::string redis_error(const std::string& what) {
+    return "-ERR Protocol error: " + what + "\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("resp: valid requests at every split point") {
+    struct Case {
+        std::string wire;
+        std::vector<Captured> expected;
+    };
+    const std::vector<Case> cases = {
+        {"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", {command({"GET", "k"})}},
+        {"*1\r\n$4\r\nPING\r\n", {command({"PING"})}},
+        {multibulk({"SET", "k", "binary\r\n\0value"s}),
+         {command({"SET", "k", "binary\r\n\0value"s})}},
+        {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n", {command({"SET", "k", ""})}},
+        {"PING\r\n", {command({"PING"})}},
+        {"PING\n", {command({"PING"})}},
+        {"set  a \t b\r\n", {command({"set", "a", "b"})}},
+        {"  leading and trailing  \r\n", {command({"leading", "and", "trailing"})}},
+        {"SET k \"hello world\"\r\n", {command({"SET", "k", "hello world"})}},
+        {"ECHO \"a\\x41\\n\\t\\\"q\\\"\\z\"\r\n", {command({"ECHO", "aA\n\t\"q\"z"})}},
+        {"ECHO \"\\x4\"\r\n", {command({"ECHO", "x4"})}},
+        {"ECHO 'it\\'s' 'a\\nb'\r\n", {command({"ECHO", "it's", "a\\nb"})}},
+        {"ECHO \"\" ''\r\n", {command({"ECHO", "", ""})}},
+        {"ECHO foo\"bar baz\"\r\n", {command({"ECHO", "foobar baz"})}},
+        {"\r\n\nPING\r\n", {command({"PING"})}},
+        {"*0\r\n*-1\r\n*-10\r\n*1\r\n$4\r\nPING\r\n", {command({"PING"})}},
+        {"*1\r\n$3\r\nfoo\r\nINLINE x\r\n*1\r\n$3\r\nbar\r\n",
+         {command({"foo"}), command({"INLINE", "x"}), command({"bar"})}},
+        {"$not-a-star\r\n", {command({"$not-a-star"})}},
+    };
+    const auto factory = build(make_resp);
+    CHECK(factory->name() == "resp");
+    for (const auto& c : cases) {
+        INFO("wire \"" << c.wire << "\"");
+        check_all_feeds(*factory, c.wire, c.expected);
+    }
+}
+
+TEST_CASE("resp: payload is the request as received") {
+    const auto factory = build(make_resp);
+    const std::string wire = "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    auto result = feed_whole(*factory, wire + "GET  k\r\n");
+    REQUIRE(result.messages.size() == 2);
+    CHECK(result.messages[0].payload == wire);
+    CHECK(result.messages[1].payload == "GET  k");
+}
+
+TEST_CASE("resp: 1000 pipelined commands are all delivered by one decode_all call") {
+    std::string wire;
+    for (int i = 0; i < 1000; ++i) {
+        wire +=
+            i % 10 == 9 ? "INCR counter\r\n" : multibulk({"SET", "key:" + std::to_string(i), "v"});
+    }
+    const auto result = feed_whole(*build(make_resp), wire);
+    CHECK_FALSE(result.failed);
+    REQUIRE(result.messages.size() == 1000);
+    CHECK(result.largest_batch == 1000);
+    CHECK(result.messages[0].args == std::vector<std::string>{"SET", "key:0", "v"});
+    CHECK(result.messages[999].args == std::vector<std::string>{"INCR", "counter"});
+    CHECK(result.left == 0);
+}
+
+TEST_CASE("resp: a request with many arguments arriving in pieces") {
+    std::vector<std::string> args{"MSET"};
+    for (int i = 0; i < 20000; ++i) args.push_back("k" + std::to_string(i));
+    const std::string wire = multibulk(args);
+    const auto protocol = build(make_resp, json::object(), 4 << 20)->create();
+    std::vector<std::string_view> chunks;
+    for (std::size_t at = 0; at < wire.size(); at += 7) {
+        chunks.push_back(std::string_view(wire).substr(at, 7));
+    }
+    const auto result = codec_test::feed_chunks(*protocol, chunks, false);
+    CHECK_FALSE(result.failed);
+    REQUIRE(result.messages.size() == 1);
+    CHECK(result.messages[0].args == args);
+}
+
+TEST_CASE("resp: protocol errors answer Redis's reply") {
+    struct Case {
+        std::string wire;
+        std::string what;
+    };
+    const std::vector<Case> cases = {
+        {"*abc\r\n", "invalid multibulk length"},
+        {"*\r\n", "invalid multibulk length"},
+        {"*+1\r\n", "invalid multibulk length"},
+        {"*01\r\n", "invalid multibulk length"},
+        {"*20000000\r\n", "invalid multibulk length"},
+        {"*99999999999999999999\r\n", "invalid multibulk length"},
+        {"*1\r\n$-1\r\n", "invalid bulk length"},
+        {"*1\r\n$abc\r\n", "invalid bulk length"},
+        {"*1\r\n$\r\n", "invalid bulk length"},
+        {"*1\r\n$" + std::string(30, '1') + "\r\n", "invalid bulk length"},
+        {"*1\r\n$536870913\r\n", "invalid bulk length"},
+        {"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "expected '$', got 'f'"},
+        {"*1\r\n:1\r\n", "expected '$', got ':'"},
+        {"SET k \"abc\r\n", "unbalanced quotes in request"},
+        {"SET k 'abc\r\n", "unbalanced quotes in request"},
+        {"SET k \"abc\"def\r\n", "unbalanced quotes in request"},
+        {"SET k 'abc'def\r\n", "unbalanced quotes in request"},
+    };
+    const auto factory = build(make_resp, json::object(), std::size_t{1} << 30);
+    for (const auto& c : cases) {
+        INFO("wire \"" << c.wire << "\"");
+        for (const auto& result : {feed_whole(*factory, c.wire), feed_bytewise(*factory, c.wire)}) {
+            CHECK(result.failed);
+            CHECK(result.messages.empty());
+            CHECK(result.error.reason == "Protocol error: " + c.what);
+            CHECK(result.error.last_reply == redis_error(c.what));
+        }
+    }
+}
+
+TEST_CASE("resp: errors come after the commands before them") {
+    const auto result = feed_whole(*build(make_resp), "PING\r\n*1\r\n$x\r\nPING\r\n");
+    CHECK(result.failed);
+    REQUIRE(result.messages.size() == 1);
+    CHECK(result.error.last_reply == redis_error("invalid bulk length"));
+}
+
+TEST_CASE("resp: limits fail fast") {
+    SUBCASE("a declared bulk over max_bulk fails before the bulk arrives") {
+        const auto factory = build(make_resp, {{"max_bulk", 10}});
+        const std::string header = "*2\r\n$3\r\nSET\r\n$11\r\n";
+        const auto result = feed_bytewise(*factory, header + std::string(11, 'v') + "\r\n");
+        CHECK(result.failed);
+        CHECK(result.fed_at_failure == header.size());
+        CHECK(result.error.last_reply == redis_error("invalid bulk length"));
+        CHECK_FALSE(feed_whole(*factory, multibulk({"SET", std::string(10, 'v')})).failed);
+    }
+    SUBCASE("the default max_bulk is capped to max_frame") {
+        const auto factory = build(make_resp, json::object(), 1000);
+        const auto result = feed_whole(*factory, "*1\r\n$1001\r\n");
+        CHECK(result.failed);
+        CHECK(result.error.last_reply == redis_error("invalid bulk length"));
+    }
+    SUBCASE("a multibulk count over max_args") {
+        const auto factory = build(make_resp, {{"max_args", 3}});
+        CHECK_FALSE(feed_whole(*factory, multibulk({"a", "b", "c"})).failed);
+        const auto result = feed_whole(*factory, "*4\r\n");
+        CHECK(result.failed);
+        CHECK(result.error.last_reply == redis_error("invalid multibulk length"));
+    }
+    SUBCASE("an inline line over max_inline") {
+        const auto factory = build(make_resp, {{"max_inline", 16}});
+        CHECK_FALSE(feed_whole(*factory, std::string(15, 'a') + "\r\n").failed);
+        const auto result = feed_bytewise(*factory, std::string(100, 'a'));
+        CHECK(result.failed);
+        CHECK(result.fed_at_failure == 17);
+        CHECK(result.error.last_reply == redis_error("too big inline request"));
+    }
+    SUBCASE("an inline line of the default 64 KiB limit") {
+        const auto factory = build(make_resp);
+        const std::string longest(64 * 1024, 'x');
+        const auto ok = feed_whole(*factory, "ECHO " + longest.substr(5) + "\n");
+        CHECK_FALSE(ok.failed);
+        CHECK(ok.messages.size() == 1);
+        const auto result = feed_whole(*factory, longest + "yy");
+        CHECK(result.failed);
+        CHECK(result.error.last_reply == redis_error("too big inline request"));
+    }
+    SUBCASE("count lines over max_inline") {
+        const auto factory = build(make_resp, {{"max_inline", 16}});
+        auto mbulk = feed_bytewise(*factory, "*" + std::string(40, '1'));
+        CHECK(mbulk.failed);
+        CHECK(mbulk.fed_at_failure == 17);
+        CHECK(mbulk.error.last_reply == redis_error("too big mbulk count string"));
+        auto bulk = feed_bytewise(*factory, "*1\r\n$" + std::string(40, '1'));
+        CHECK(bulk.failed);
+        CHECK(bulk.fed_at_failure == 4 + 17);
+        CHECK(bulk.error.last_reply == redis_error("too big bulk count string"));
+    }
+    SUBCASE("a wrong bulk header fails at its first byte") {
+        const std::string wire = "*2\r\n$3\r\nGET\r\nk";
+        const auto result = feed_bytewise(*build(make_resp), wire + "ey\r\n");
+        CHECK(result.failed);
+        CHECK(result.fed_at_failure == wire.size());
+        CHECK(result.error.last_reply == redis_error("expected '$', got 'k'"));
+    }
+    SUBCASE("a request longer than max_frame closes without a reply") {
+        const auto factory = build(make_resp, json::object(), 64);
+        CHECK_FALSE(
+            feed_whole(*factory, multibulk({std::string(20, 'a'), std::string(20, 'b')})).failed);
+        const std::string start = "*2\r\n$30\r\n" + std::string(30, 'a') + "\r\n$30\r\n";
+        const auto result = feed_bytewise(*factory, start + std::string(30, 'b') + "\r\n");
+        CHECK(result.failed);
+        CHECK(result.fed_at_failure == start.size());
+        CHECK(result.error.reason == "request longer than max_frame of 64 bytes");
+        CHECK(result.error.last_reply.empty());
+    }
+}
+
+TEST_CASE("resp: encode writes a bulk string that decodes back") {
+    const auto factory = build(make_resp);
+    for (const std::string& p :
+         {""s, "hello"s, "with\r\nCRLF and \0 NUL"s, std::string(1000, 'b')}) {
+        INFO("payload " << p);
+        reactor::Buffer out;
+        factory->create()->encode(p, out);
+        const std::string bulk = out.to_string();
+        CHECK(bulk == "$" + std::to_string(p.size()) + "\r\n" + p + "\r\n");
+        check_all_feeds(*factory, "*1\r\n" + bulk, {command({p})});
+    }
+}
+
+TEST_CASE("resp: busy notice") {
+    CHECK(build(make_resp)->create()->busy_notice() == "-ERR max number of clients reached\r\n");
+}
+
+TEST_CASE("resp: reply builders") {
+    namespace resp = reactor::protocols::resp;
+    const std::vector<std::string_view> items{"a", "", "ccc"};
+    std::string s;
+    reactor::Buffer b;
+    resp::append_simple_string(s, "OK");
+    resp::append_simple_string(b, "OK");
+    resp::append_error(s, "ERR bad\r\nthing");
+    resp::append_error(b, "ERR bad\r\nthing");
+    resp::append_integer(s, 1);
+    resp::append_integer(b, 1);
+    resp::append_integer(s, -9223372036854775807LL - 1);
+    resp::append_integer(b, -9223372036854775807LL - 1);
+    resp::append_bulk(s, "foo");
+    resp::append_bulk(b, "foo");
+    resp::append_null_bulk(s);
+    resp::append_null_bulk(b);
+    resp::append_array_header(s, 2);
+    resp::append_array_header(b, 2);
+    resp::append_bulk_array(s, items);
+    resp::append_bulk_array(b, items);
+    const std::string expected =
+        "+OK\r\n-ERR bad  thing\r\n:1\r\n:-9223372036854775808\r\n$3\r\nfoo\r\n$-1\r\n*2\r\n"
+        "*3\r\n$1\r\na\r\n$0\r\n\r\n$3\r\nccc\r\n";
+    CHECK(s == expected);
+    CHECK(b.to_string() == expected);
+}
+
+TEST_CASE("resp: option errors name the option") {
+    struct Case {
+        json options;
+        std::string path;
+        std::string problem;
+    };
+    const std::vector<Case> cases = {
+        {{{"max_bulk", 0}}, "max_bulk", "expected an integer from 1 to 1024"},
+        {{{"max_bulk", 1025}}, "max_bulk", "expected an integer from 1 to 1024"},
+        {{{"max_bulk", "1k"}}, "max_bulk", "expected an integer from 1 to 1024"},
+        {{{"max_args", 0}}, "max_args", "expected an integer from 1 to 2147483647"},
+        {{{"max_args", 2147483648LL}}, "max_args", "expected an integer from 1 to 2147483647"},
+        {{{"max_inline", 2048}}, "max_inline", "expected an integer from 1 to 1024"},
+        {{{"max_inline", true}}, "max_inline", "expected an integer from 1 to 1024"},
+        {{{"maxclients", 1}}, "maxclients", "unknown option"},
+    };
+    for (const auto& c : cases) {
+        INFO("options " << c.options.dump());
+        const auto error = config_error(make_resp, c.options, 1024);
+        CHECK(error.path() == c.path);
+        CHECK(error.problem() == c.problem);
+    }
+    CHECK_NOTHROW(
+        build(make_resp, {{"max_bulk", 1024}, {"max_args", 10}, {"max_inline", 1024}}, 1024));
+}
