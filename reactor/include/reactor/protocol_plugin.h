@@ -25,9 +25,9 @@
  *  - With only part of a frame, it returns REACTOR_DECODE_NEED_MORE without consuming anything. It
  *    may call expect() with the frame's total length, once it knows it, so that the host does not
  *    call again before that many bytes are buffered.
- *  - It may consume bytes without delivering (a skipped keep-alive) and return REACTOR_DECODE_FRAME.
- *    Returning REACTOR_DECODE_FRAME without consuming, or delivering without returning
- *    REACTOR_DECODE_FRAME, breaks the contract and closes the connection.
+ *  - It may consume bytes without delivering (a skipped keep-alive) and return FRAME. Returning
+ *    FRAME without consuming, or delivering without returning FRAME, breaks the contract and
+ *    closes the connection.
  *  - The host calls decode() again while it returns REACTOR_DECODE_FRAME and bytes remain, so every
  *    pipelined frame of one read is handled in that read.
  *  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length
