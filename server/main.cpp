@@ -11,6 +11,7 @@
 #include "builtin.hpp"
 #include "config.hpp"
 #include "daemon.hpp"
+#include "plugin_loader.hpp"
 #include "reactor/log.hpp"
 #include "reactor/protocol_registry.hpp"
 #include "reactor/version.hpp"
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
         reactor::protocols::register_builtin(registry);
         for (std::size_t i = 0; i < config.plugins.size(); ++i) {
             try {
-                throw std::runtime_error("plugins are not supported yet");  // PLUGIN-WIRING
+                reactor::protocols::load_protocol_plugin(config.plugins[i], registry);
             } catch (const std::exception& e) {
                 throw reactor::ConfigError("plugins[" + std::to_string(i) + "]", e.what());
             }

@@ -39,7 +39,7 @@ public:
             response = text(404, "Not Found");
         }
         if (head) response.omit_body();
-        if (!request.keep_alive) response.close_connection();
+        response.connection_for(request);
         out_.clear();
         response.write_to(out_);
         conn.send_raw(out_);

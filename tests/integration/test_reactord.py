@@ -251,6 +251,36 @@ class AdminToken(ServerTestCase):
         self.assertRegex(recv_until(s, b"connections\n"), rb"^OK\n\d+ admin .*\nOK 1 connections\n$")
 
 
+class NetstringsPlugin(unittest.TestCase):
+    plugin = os.environ.get("NETSTRINGS_PLUGIN", "")
+
+    def test_plugin_protocol_from_config(self):
+        server = Reactord({"plugins": [self.plugin],
+                           "listeners": [listener("ns", {"name": "netstrings", "max_length": 64}, "echo")]})
+        try:
+            c = connect(server.ports["ns"])
+            c.sendall(b"5:hello,3:a")
+            self.assertEqual(recv_exactly(c, 8), b"5:hello,")
+            c.sendall(b"bc,")
+            self.assertEqual(recv_exactly(c, 6), b"3:abc,")
+            c.sendall(b"99:")  # over max_length: refused at once, then closed
+            self.assertEqual(recv_to_eof(c), b"")
+        finally:
+            server.cleanup()
+
+    def test_plugin_loaded_twice_is_a_config_error(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"plugins": [self.plugin, self.plugin],
+                       "listeners": [listener("ns", "netstrings", "echo")]}, f)
+        try:
+            r = run_reactord("--check-config", f.name)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f"{f.name}: plugins[1]: ", r.stderr)
+            self.assertIn("already registered", r.stderr)
+        finally:
+            os.unlink(f.name)
+
+
 class Console(unittest.TestCase):
     def test_console_reads_commands_from_stdin(self):
         server = Reactord({"listeners": [listener("raw", "raw", "echo")]}, extra_args=["--console"])
