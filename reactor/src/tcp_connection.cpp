@@ -55,8 +55,23 @@ TcpConnection::TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr be
 
 TcpConnection::~TcpConnection() = default;
 
+// An exception from application code must not unwind through libevent's C frames: it is logged and
+// the connection that caused it is closed, as with any other error on that connection.
+template <typename Fn>
+void TcpConnection::guarded(const char* what, Fn&& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what, " threw: ", e.what());
+        close(CloseMode::now, CloseReason::error);
+    } catch (...) {
+        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what, " threw");
+        close(CloseMode::now, CloseReason::error);
+    }
+}
+
 void TcpConnection::start() {
-    if (group_->handlers.on_open) group_->handlers.on_open(*this);
+    if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
     if (closing_) return;
     bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
     if (group_->limits.idle_timeout.count() > 0) {
@@ -69,7 +84,8 @@ void TcpConnection::start() {
 void TcpConnection::send(std::string_view payload) {
     if (closing_) return;
     const std::size_t before = output_.size();
-    protocol_->encode(payload, output_);
+    guarded("encode", [&] { protocol_->encode(payload, output_); });
+    if (closing_) return;
     ++stats_.messages_out;
     after_output_grew(before);
 }
@@ -118,7 +134,9 @@ void TcpConnection::deliver(Message& message) {
     message.conn = id_;
     ++stats_.messages_in;
     last_message_ = std::chrono::steady_clock::now();
-    if (group_->handlers.on_message) group_->handlers.on_message(*this, message);
+    if (group_->handlers.on_message) {
+        guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
+    }
 }
 
 void TcpConnection::on_read(bufferevent*, void* arg) {
@@ -238,7 +256,9 @@ void TcpConnection::finish() {
     if (idle_timer_) event_del(idle_timer_.get());
     --group_->open;
     log(LogLevel::debug, "listener=", group_->name, " conn=", id_, " closed: ", to_string(reason_));
-    if (group_->handlers.on_close) group_->handlers.on_close(*this, reason_);
+    if (group_->handlers.on_close) {
+        guarded("on_close", [&] { group_->handlers.on_close(*this, reason_); });
+    }
     on_closed_(*this);
 }
 

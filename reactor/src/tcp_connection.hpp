@@ -65,6 +65,8 @@ private:
     void pause_reading();
     void resume_reading();
     void arm_idle_timer(std::chrono::milliseconds after);
+    template <typename Fn>
+    void guarded(const char* what, Fn&& fn);
     void read_remaining_input();
     void finish();
 
