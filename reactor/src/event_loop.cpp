@@ -129,7 +129,13 @@ void EventLoop::Impl::start_timer(std::uint64_t id, std::chrono::milliseconds af
 
 EventLoop::EventLoop() : impl_(std::make_unique<Impl>()) {
     impl_->self = this;
-    impl_->base.reset(event_base_new());
+    // libevent's default timer clock is CLOCK_MONOTONIC_COARSE, which lags by up to a scheduler
+    // tick: timers then fire up to a few ms before their delay. Timers must never be early.
+    event_config* config = event_config_new();
+    if (config == nullptr) throw std::runtime_error("event_config_new failed");
+    event_config_set_flag(config, EVENT_BASE_FLAG_PRECISE_TIMER);
+    impl_->base.reset(event_base_new_with_config(config));
+    event_config_free(config);
     if (!impl_->base) throw std::runtime_error("event_base_new failed");
     impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (impl_->wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "connector.hpp"
@@ -39,9 +38,9 @@ struct Server::Impl {
     std::function<void()> shutdown_done;                                      // loop thread
     bool shutting_down = false;                                               // loop thread
 
-    // Ids of open connections, readable from any thread.
+    // Open connections and their listener's name, readable from any thread.
     mutable std::mutex ids_mutex;
-    std::unordered_set<ConnectionId> ids;
+    std::unordered_map<ConnectionId, std::string> ids;
 
     explicit Impl(EventLoop& l) : loop(l) {}
 
@@ -84,7 +83,7 @@ struct Server::Impl {
         live.emplace(id, std::move(conn));
         {
             std::lock_guard lock(ids_mutex);
-            ids.insert(id);
+            ids.emplace(id, group->name);
         }
         log(LogLevel::debug, "listener=", group->name, " conn=", id, " opened from ", raw->peer());
         raw->start();
@@ -223,7 +222,13 @@ std::size_t Server::broadcast(std::string_view payload, std::string_view listene
         return sent;
     };
     if (impl_->loop.in_loop_thread() || !impl_->loop.running()) return run(*impl_);
-    const std::size_t expected = connection_count();
+    std::size_t expected = 0;
+    {
+        std::lock_guard lock(impl_->ids_mutex);
+        for (const auto& [id, name] : impl_->ids) {
+            if (listener.empty() || name == listener) ++expected;
+        }
+    }
     impl_->loop.post([weak = std::weak_ptr<Impl*>(impl_->alive), run = std::move(run)] {
         if (const auto self = weak.lock()) run(**self);
     });
