@@ -85,6 +85,9 @@ ListenerConfig read_listener(const nlohmann::json& value, std::size_t index) {
     if (out.name.empty()) throw ConfigError("name", "expected a non-empty string");
     out.endpoint = read_endpoint(in, 0, true);
     out.backlog = static_cast<int>(in.integer("backlog", 1024, 1, 65535));
+    out.accept = in.choice("accept", "reuseport", {"reuseport", "round_robin"}) == "round_robin"
+                     ? reactor::AcceptMode::round_robin
+                     : reactor::AcceptMode::reuse_port;
     std::tie(out.protocol, out.protocol_options) =
         within("protocol", [&] { return read_named(in.get("protocol"), "protocol"); });
     std::tie(out.app, out.app_options) = within("app", [&] { return read_named(in.get("app"), "app"); });

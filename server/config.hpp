@@ -20,6 +20,7 @@ struct ListenerConfig {
     std::string name;
     reactor::Endpoint endpoint;
     int backlog = 1024;
+    reactor::AcceptMode accept = reactor::AcceptMode::reuse_port;
     std::string protocol;           // registry name
     nlohmann::json protocol_options;  // the protocol object without "name"
     std::string app;

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -47,7 +48,8 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
         if (spec == specs.end()) {
             std::string known;
             for (const auto& [name, s] : specs) known += (known.empty() ? "" : ", ") + name;
-            throw ConfigError(path + ".app.name", "unknown app '" + lc.app + "' (known: " + known + ")");
+            throw ConfigError(path + ".app.name",
+                              "unknown app '" + lc.app + "' (known: " + known + ")");
         }
         if (!spec->second.protocols.empty() && spec->second.protocols.count(lc.protocol) == 0) {
             std::string speaks;
@@ -66,7 +68,8 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
 }
 
 Daemon::Daemon(const Config& config, Plan plan) : config_(config), plan_(std::move(plan)) {
-    server_ = std::make_unique<reactor::Server>(loop_);
+    server_ = std::make_unique<reactor::Server>(loop_, config.threads);
+    commands_ = std::make_unique<AdminCommands>(*server_, stats_);
 }
 
 Daemon::~Daemon() {
@@ -76,8 +79,9 @@ Daemon::~Daemon() {
 
 int Daemon::run(bool console) {
     for (auto& entry : plan_.listeners) {
-        stats_.listeners[entry.config.name];
-        contexts_.push_back(std::make_unique<AppContext>(AppContext{*server_, stats_, entry.config.name}));
+        stats_.add_listener(entry.config.name);
+        contexts_.push_back(
+            std::make_unique<AppContext>(AppContext{*server_, stats_, entry.config.name}));
         apps_.push_back(entry.make_app(*contexts_.back()));
         App* app = apps_.back().get();
         Stats* stats = &stats_;
@@ -87,20 +91,22 @@ int Daemon::run(bool console) {
         options.backlog = entry.config.backlog;
         options.protocol = entry.protocol;
         options.limits = entry.config.limits;
+        options.accept = entry.config.accept;
         options.handlers.on_open = [app, stats](reactor::Connection& conn) {
             stats->opened(conn);
-            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(), " conn=", conn.id(),
-                         " open peer=", conn.peer());
+            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(),
+                         " conn=", conn.id(), " open peer=", conn.peer());
             app->on_open(conn);
         };
         options.handlers.on_message = [app, stats](reactor::Connection& conn, reactor::Message& m) {
             stats->message(conn);
             app->on_message(conn, m);
         };
-        options.handlers.on_close = [app, stats](reactor::Connection& conn, reactor::CloseReason why) {
+        options.handlers.on_close = [app, stats](reactor::Connection& conn,
+                                                 reactor::CloseReason why) {
             stats->closed(conn, why);
-            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(), " conn=", conn.id(),
-                         " closed: ", reactor::to_string(why));
+            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(),
+                         " conn=", conn.id(), " closed: ", reactor::to_string(why));
             app->on_close(conn, why);
         };
         server_->listen(std::move(options));
@@ -126,24 +132,27 @@ void Daemon::begin_shutdown() {
                  " connections (at most ", config_.drain_timeout.count(), " ms)");
     server_->shutdown([this] { loop_.stop(); });
     loop_.run_after(config_.drain_timeout, [this] {
-        reactor::log(reactor::LogLevel::warn, "drain timeout: closing ", server_->connection_count(),
-                     " connections");
+        reactor::log(reactor::LogLevel::warn, "drain timeout: closing ",
+                     server_->connection_count(), " connections");
         loop_.stop();
     });
 }
 
 void Daemon::start_console() {
-    // The console reads stdin on its own thread and runs each command on the loop thread, where
-    // the server's state lives; the command's reply is printed from there.
+    // The console reads stdin on its own thread and runs each command on loop 0, one at a time, so
+    // that replies print in order.
     std::thread([this] {
         std::string line;
         while (std::getline(std::cin, line)) {
-            loop_.post([this, line] {
-                AdminCommands commands(*server_, stats_);
-                const auto reply = commands.execute(line);
-                std::fwrite(reply.text.data(), 1, reply.text.size(), stdout);
-                std::fflush(stdout);
+            auto replied = std::make_shared<std::promise<void>>();
+            loop_.post([this, line, replied] {
+                commands_->execute(line, [replied](AdminCommands::Reply reply) {
+                    std::fwrite(reply.text.data(), 1, reply.text.size(), stdout);
+                    std::fflush(stdout);
+                    replied->set_value();
+                });
             });
+            replied->get_future().wait();
         }
     }).detach();
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "apps/admin_commands.hpp"
 #include "apps/app.hpp"
 #include "config.hpp"
 #include "reactor/event_loop.hpp"
@@ -26,7 +27,7 @@ struct Plan {
 Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry);
 
 class Daemon {
-public:
+  public:
     Daemon(const Config& config, Plan plan);
     ~Daemon();
 
@@ -34,7 +35,7 @@ public:
     // With console, operator commands are read from stdin. Returns the exit code.
     int run(bool console);
 
-private:
+  private:
     void start_console();
     void begin_shutdown();
 
@@ -45,6 +46,7 @@ private:
     Stats stats_;
     std::vector<std::unique_ptr<AppContext>> contexts_;
     std::vector<std::unique_ptr<App>> apps_;
+    std::unique_ptr<AdminCommands> commands_;  // the console's
     bool stopping_ = false;
 };
 

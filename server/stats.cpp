@@ -4,45 +4,61 @@
 
 namespace reactord {
 
+void Stats::add_listener(const std::string& name) {
+    if (!listeners_.count(name)) listeners_.emplace(name, std::make_unique<Listener>());
+}
+
 void Stats::opened(const reactor::Connection& conn) {
-    auto& s = listeners[conn.listener()];
+    auto& s = of(conn);
     ++s.open;
     ++s.accepted;
 }
 
-void Stats::message(const reactor::Connection& conn) { ++listeners[conn.listener()].messages_in; }
+void Stats::message(const reactor::Connection& conn) {
+    of(conn).messages.fetch_add(1, std::memory_order_relaxed);
+}
 
 void Stats::closed(const reactor::Connection& conn, reactor::CloseReason reason) {
-    auto& s = listeners[conn.listener()];
+    auto& s = of(conn);
     --s.open;
     s.bytes_in += conn.stats().bytes_in;
     s.bytes_out += conn.stats().bytes_out;
-    ++s.closed_by_reason[std::string(reactor::to_string(reason))];
+    std::lock_guard lock(s.closed_mutex);
+    ++s.closed[std::string(reactor::to_string(reason))];
 }
 
-std::string Stats::to_json() const {
+std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
     nlohmann::json out = nlohmann::json::object();
     std::uint64_t connections = 0;
     std::uint64_t messages = 0;
     nlohmann::json per = nlohmann::json::object();
-    nlohmann::json errors = nlohmann::json::object();
-    for (const auto& [name, s] : listeners) {
-        per[name] = {{"connections", s.open},
-                     {"accepted", s.accepted},
-                     {"messages", s.messages_in},
-                     {"bytes_in_closed", s.bytes_in},
-                     {"bytes_out_closed", s.bytes_out},
-                     {"closed", s.closed_by_reason}};
-        connections += s.open;
-        messages += s.messages_in;
-        for (const auto& [reason, n] : s.closed_by_reason) {
-            errors[reason] = errors.value(reason, std::uint64_t{0}) + n;
+    nlohmann::json closed = nlohmann::json::object();
+    for (const auto& [name, s] : listeners_) {
+        std::map<std::string, std::uint64_t> by_reason;
+        {
+            std::lock_guard lock(s->closed_mutex);
+            by_reason = s->closed;
         }
+        per[name] = {
+            {"connections", s->open.load()},           {"accepted", s->accepted.load()},
+            {"messages", s->messages.load()},          {"bytes_in_closed", s->bytes_in.load()},
+            {"bytes_out_closed", s->bytes_out.load()}, {"closed", by_reason}};
+        connections += s->open.load();
+        messages += s->messages.load();
+        for (const auto& [reason, n] : by_reason)
+            closed[reason] = closed.value(reason, std::uint64_t{0}) + n;
+    }
+    nlohmann::json per_loop = nlohmann::json::array();
+    for (const auto& loop : loops) {
+        per_loop.push_back({{"connections", loop.connections},
+                            {"messages", loop.messages},
+                            {"lag_us", loop.lag.count()}});
     }
     out["connections"] = connections;
     out["messages"] = messages;
-    out["closed"] = errors;
+    out["closed"] = closed;
     out["listeners"] = per;
+    out["loops"] = per_loop;
     return out.dump();
 }
 

@@ -211,6 +211,10 @@ TimerHandle EventLoop::run_every(std::chrono::milliseconds interval, Task fn) {
 }
 
 void EventLoop::cancel_timer(std::uint64_t id) {
+    // A loop that is not running has no thread to race with: cancel now, so that a timer whose
+    // callback refers to something being destroyed cannot fire if the loop runs again.
+    // A start still queued is undone by the queued erase, which runs after it (FIFO).
+    if (!running()) impl_->timers.erase(id);
     run_in_loop([this, id] { impl_->timers.erase(id); });
 }
 

@@ -21,12 +21,13 @@ void remove_stale_unix_socket(const std::string& path) {
 }  // namespace
 
 Listener::Listener(EventLoop& loop, const Endpoint& endpoint, int backlog, std::string name,
-                   AcceptFn on_accept)
+                   AcceptFn on_accept, bool reuse_port)
     : loop_(loop), name_(std::move(name)), on_accept_(std::move(on_accept)) {
     const SocketAddress address = resolve(endpoint);
     if (endpoint.is_unix()) remove_stale_unix_socket(endpoint.unix_path);
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
     if (!endpoint.is_unix()) flags |= LEV_OPT_REUSEABLE;
+    if (reuse_port && !endpoint.is_unix()) flags |= LEV_OPT_REUSEABLE_PORT;
     listener_.reset(evconnlistener_new_bind(static_cast<event_base*>(loop.native_handle()),
                                             &Listener::on_accept_cb, this, flags, backlog,
                                             address.get(), static_cast<int>(address.length)));

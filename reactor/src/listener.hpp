@@ -20,8 +20,9 @@ public:
     using AcceptFn = std::function<void(int fd, const sockaddr* peer, socklen_t peer_length)>;
 
     // Binds and listens; throws std::system_error.
+    // reuse_port: bind with SO_REUSEPORT, so that each loop can own a socket on the same port.
     Listener(EventLoop& loop, const Endpoint& endpoint, int backlog, std::string name,
-             AcceptFn on_accept);
+             AcceptFn on_accept, bool reuse_port = false);
     ~Listener();
 
     const Endpoint& local() const { return local_; }

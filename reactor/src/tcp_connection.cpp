@@ -32,9 +32,11 @@ std::string_view to_string(CloseReason reason) {
     return "unknown";
 }
 
-TcpConnection::TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr bev, std::string peer,
+TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id,
+                             BufferEventPtr bev, std::string peer,
                              std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed)
     : loop_(loop),
+      counters_(counters),
       id_(id),
       bev_(std::move(bev)),
       peer_(std::move(peer)),
@@ -51,6 +53,7 @@ TcpConnection::TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr be
     // The write callback fires when pending output falls to this mark: where paused reading resumes.
     bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
     ++group_->open;
+    ++counters_.connections;
 }
 
 TcpConnection::~TcpConnection() = default;
@@ -133,6 +136,7 @@ void TcpConnection::resume_reading() {
 void TcpConnection::deliver(Message& message) {
     message.conn = id_;
     ++stats_.messages_in;
+    counters_.messages.fetch_add(1, std::memory_order_relaxed);
     last_message_ = std::chrono::steady_clock::now();
     if (group_->handlers.on_message) {
         guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
@@ -255,6 +259,7 @@ void TcpConnection::finish() {
     bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
     if (idle_timer_) event_del(idle_timer_.get());
     --group_->open;
+    --counters_.connections;
     log(LogLevel::debug, "listener=", group_->name, " conn=", id_, " closed: ", to_string(reason_));
     if (group_->handlers.on_close) {
         guarded("on_close", [&] { group_->handlers.on_close(*this, reason_); });

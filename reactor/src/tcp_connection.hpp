@@ -2,6 +2,7 @@
 
 // The Connection implementation over one bufferevent. Internal header.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -21,7 +22,14 @@ struct ConnectionGroup {
     std::shared_ptr<const ProtocolFactory> protocol;
     Handlers handlers;
     ConnectionLimits limits;
-    std::size_t open = 0;  // loop thread
+    std::atomic<std::size_t> open{0};  // over all loops
+};
+
+// Counters of the loop a connection lives on, read from any thread.
+struct LoopCounters {
+    std::atomic<std::size_t> connections{0};
+    std::atomic<std::uint64_t> messages{0};
+    std::atomic<std::int64_t> lag_us{0};
 };
 
 class TcpConnection final : public Connection, private MessageSink {
@@ -29,8 +37,8 @@ public:
     // Called once, after on_close, so the owner can schedule destruction.
     using ClosedFn = std::function<void(TcpConnection&)>;
 
-    TcpConnection(EventLoop& loop, ConnectionId id, BufferEventPtr bev, std::string peer,
-                  std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed);
+    TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, BufferEventPtr bev,
+                  std::string peer, std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed);
     ~TcpConnection() override;
 
     // Runs on_open and starts reading.
@@ -71,6 +79,7 @@ private:
     void finish();
 
     EventLoop& loop_;
+    LoopCounters& counters_;
     const ConnectionId id_;
     BufferEventPtr bev_;
     const std::string peer_;

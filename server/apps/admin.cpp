@@ -1,24 +1,34 @@
+#include <deque>
+
 #include "apps/admin_commands.hpp"
 #include "apps/builtin_apps.hpp"
+#include "reactor/event_loop.hpp"
 
 namespace reactord {
 
 namespace {
 
+// One operator session. Commands run one at a time, so replies come back in the order the commands
+// were sent even when a listing answers from another loop.
 struct AdminSession {
     bool authenticated = false;
+    bool busy = false;
+    std::deque<std::string> queued;
 };
 
 // The admin console over the line protocol. With a token configured, the first line must be
 // "auth TOKEN"; a wrong token closes the connection.
 class AdminApp final : public App {
-public:
+  public:
     AdminApp(AppContext& context, std::string token)
-        : commands_(context.server, context.stats), token_(std::move(token)) {}
+        : server_(context.server),
+          commands_(context.server, context.stats),
+          token_(std::move(token)) {}
 
     void on_open(reactor::Connection& conn) override {
-        conn.context = AdminSession{token_.empty()};
-        conn.send(token_.empty() ? "reactord admin: type help" : "reactord admin: auth TOKEN first");
+        conn.context = AdminSession{token_.empty(), false, {}};
+        conn.send(token_.empty() ? "reactord admin: type help"
+                                 : "reactord admin: auth TOKEN first");
     }
 
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
@@ -39,14 +49,39 @@ public:
             conn.send("OK");
             return;
         }
-        const auto reply = commands_.execute(line);
-        std::string_view text = reply.text;
-        if (!text.empty() && text.back() == '\n') text.remove_suffix(1);  // the protocol adds it back
-        if (!text.empty()) conn.send(text);
-        if (reply.quit) conn.close();
+        session.queued.emplace_back(line);
+        if (!session.busy) run_next(conn);
     }
 
-private:
+  private:
+    void run_next(reactor::Connection& conn) {
+        auto& session = std::any_cast<AdminSession&>(conn.context);
+        if (session.queued.empty() || conn.closing()) return;
+        session.busy = true;
+        const std::string line = std::move(session.queued.front());
+        session.queued.pop_front();
+        reactor::EventLoop* loop = &conn.loop();
+        const reactor::ConnectionId id = conn.id();
+        commands_.execute(line, [this, loop, id](AdminCommands::Reply reply) {
+            // Back on the session's own loop, where its connection lives.
+            loop->run_in_loop([this, id, reply = std::move(reply)] {
+                reactor::Connection* conn = server_.find(id);
+                if (conn == nullptr) return;
+                std::string_view text = reply.text;
+                if (!text.empty() && text.back() == '\n')
+                    text.remove_suffix(1);  // the protocol adds it
+                if (!text.empty()) conn->send(text);
+                if (reply.quit) {
+                    conn->close();
+                    return;
+                }
+                std::any_cast<AdminSession&>(conn->context).busy = false;
+                run_next(*conn);
+            });
+        });
+    }
+
+    reactor::Server& server_;
     AdminCommands commands_;
     std::string token_;
 };

@@ -45,7 +45,8 @@ bool decode_hex(std::string_view hex, std::string& out) {
 const char* AdminCommands::help_text() {
     return "commands:\n"
            "  list                     id, listener, peer, age, bytes in/out of every connection\n"
-           "  send ID TEXT             send TEXT to connection ID, framed by its listener's protocol\n"
+           "  send ID TEXT             send TEXT to connection ID, framed by its listener's "
+           "protocol\n"
            "  sendhex ID HEX           send the bytes given in hex\n"
            "  broadcast LISTENER TEXT  send TEXT to every connection of LISTENER\n"
            "  kick ID                  close connection ID\n"
@@ -54,32 +55,36 @@ const char* AdminCommands::help_text() {
            "  quit                     end this session\n";
 }
 
-AdminCommands::Reply AdminCommands::execute(std::string_view line) {
+void AdminCommands::execute(std::string_view line, Respond respond) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
     std::string_view rest = line;
     const std::string_view command = next_word(rest);
-    if (command.empty()) return {};
-    if (command == "help") return {help_text()};
-    if (command == "quit") return {"bye\n", true};
-    if (command == "stats") return {stats_.to_json() + "\n"};
+    if (command.empty()) return respond({});
+    if (command == "help") return respond({help_text()});
+    if (command == "quit") return respond({"bye\n", true});
+    if (command == "stats") return respond({stats_.to_json(server_.loop_stats()) + "\n"});
     if (command == "list") {
-        std::ostringstream out;
-        std::size_t count = 0;
-        const auto now = std::chrono::steady_clock::now();
-        server_.for_each([&](reactor::Connection& conn) {
-            const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - conn.stats().opened);
-            out << conn.id() << ' ' << conn.listener() << ' ' << conn.peer() << " age=" << age.count()
-                << "s in=" << conn.stats().bytes_in << " out=" << conn.stats().bytes_out << '\n';
-            ++count;
+        server_.collect_connections([respond](std::vector<reactor::ConnectionInfo> all) {
+            std::ostringstream out;
+            const auto now = std::chrono::steady_clock::now();
+            for (const auto& c : all) {
+                const auto age =
+                    std::chrono::duration_cast<std::chrono::seconds>(now - c.stats.opened);
+                out << c.id << ' ' << c.listener << ' ' << c.peer << " loop=" << c.loop
+                    << " age=" << age.count() << "s in=" << c.stats.bytes_in
+                    << " out=" << c.stats.bytes_out << '\n';
+            }
+            out << "OK " << all.size() << " connections\n";
+            respond({out.str()});
         });
-        out << "OK " << count << " connections\n";
-        return {out.str()};
+        return;
     }
     if (command == "send" || command == "sendhex" || command == "kick") {
         reactor::ConnectionId id = 0;
         const std::string_view id_text = next_word(rest);
         if (!parse_id(id_text, id)) {
-            return {"ERR usage: " + std::string(command) + " ID" + (command == "kick" ? "" : " DATA") + "\n"};
+            return respond({"ERR usage: " + std::string(command) + " ID" +
+                            (command == "kick" ? "" : " DATA") + "\n"});
         }
         bool ok = false;
         if (command == "kick") {
@@ -88,22 +93,23 @@ AdminCommands::Reply AdminCommands::execute(std::string_view line) {
             ok = server_.send(id, rest);
         } else {
             std::string bytes;
-            if (!decode_hex(rest, bytes)) return {"ERR bad hex: expected an even number of hex digits\n"};
+            if (!decode_hex(rest, bytes)) {
+                return respond({"ERR bad hex: expected an even number of hex digits\n"});
+            }
             ok = server_.send(id, bytes);
         }
-        if (!ok) return {"ERR no connection " + std::string(id_text) + "\n"};
-        return {"OK\n"};
+        return respond({ok ? "OK\n" : "ERR no connection " + std::string(id_text) + "\n"});
     }
     if (command == "broadcast") {
         const std::string_view listener = next_word(rest);
-        if (listener.empty()) return {"ERR usage: broadcast LISTENER TEXT\n"};
-        if (stats_.listeners.count(std::string(listener)) == 0) {
-            return {"ERR no listener " + std::string(listener) + "\n"};
+        if (listener.empty()) return respond({"ERR usage: broadcast LISTENER TEXT\n"});
+        if (!stats_.has_listener(std::string(listener))) {
+            return respond({"ERR no listener " + std::string(listener) + "\n"});
         }
         const std::size_t n = server_.broadcast(rest, listener);
-        return {"OK sent to " + std::to_string(n) + "\n"};
+        return respond({"OK sent to " + std::to_string(n) + "\n"});
     }
-    return {"ERR unknown command '" + std::string(command) + "' (try help)\n"};
+    respond({"ERR unknown command '" + std::string(command) + "' (try help)\n"});
 }
 
 }  // namespace reactord

@@ -1,7 +1,9 @@
 #pragma once
 
-// The operator's commands, shared by the admin listener and `reactord --console`. Loop thread only.
+// The operator's commands, shared by the admin listener and `reactord --console`. Safe from any loop
+// thread; the reply may come later and from another loop's thread (a listing asks every loop).
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -18,7 +20,9 @@ public:
         std::string text;  // one or more lines, each ending in "\n"
         bool quit = false;
     };
-    Reply execute(std::string_view line);
+    using Respond = std::function<void(Reply)>;
+    // Runs one command line; respond is called exactly once.
+    void execute(std::string_view line, Respond respond);
 
     static const char* help_text();
 

@@ -1,3 +1,4 @@
+#include <mutex>
 #include <set>
 
 #include "apps/builtin_apps.hpp"
@@ -6,14 +7,18 @@ namespace reactord {
 
 namespace {
 // Each message goes to every other connection of the listener, prefixed with the sender's id; joins
-// and leaves are announced.
+// and leaves are announced. Members may live on different loops: the set is guarded, and sends go
+// through the thread-safe Server::send.
 class ChatApp final : public App {
 public:
     explicit ChatApp(AppContext& context) : server_(context.server) {}
 
     void on_open(reactor::Connection& conn) override {
         announce(conn.id(), "* " + std::to_string(conn.id()) + " joined");
-        members_.insert(conn.id());
+        {
+            std::lock_guard lock(mutex_);
+            members_.insert(conn.id());
+        }
         conn.send("* you are " + std::to_string(conn.id()));
     }
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
@@ -22,17 +27,26 @@ public:
         announce(conn.id(), line);
     }
     void on_close(reactor::Connection& conn, reactor::CloseReason) override {
-        members_.erase(conn.id());
+        {
+            std::lock_guard lock(mutex_);
+            members_.erase(conn.id());
+        }
         announce(conn.id(), "* " + std::to_string(conn.id()) + " left");
     }
 
 private:
     void announce(reactor::ConnectionId from, const std::string& text) {
-        for (const auto id : members_) {
+        std::vector<reactor::ConnectionId> to;
+        {
+            std::lock_guard lock(mutex_);
+            to.assign(members_.begin(), members_.end());
+        }
+        for (const auto id : to) {
             if (id != from) server_.send(id, text);
         }
     }
     reactor::Server& server_;
+    std::mutex mutex_;
     std::set<reactor::ConnectionId> members_;
 };
 }  // namespace

@@ -7,11 +7,11 @@ namespace {
 
 using reactor::protocols::HttpResponse;
 
-// A small site: GET / (text), GET /json, POST /echo (the body back), GET /stats (counters as
+// Stateless apart from the shared counters, so safe on several loops at once. A small site: GET / (text), GET /json, POST /echo (the body back), GET /stats (counters as
 // JSON); HEAD wherever GET works; 404 and 405 otherwise.
 class HttpApp final : public App {
 public:
-    explicit HttpApp(AppContext& context) : stats_(context.stats) {}
+    explicit HttpApp(AppContext& context) : server_(context.server), stats_(context.stats) {}
 
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
         const reactor::HttpRequest& request = *message.http;
@@ -25,7 +25,7 @@ public:
         } else if (path == "/json") {
             response = get ? json(R"({"message":"Hello, World!"})") : not_allowed("GET, HEAD");
         } else if (path == "/stats") {
-            response = get ? json(stats_.to_json()) : not_allowed("GET, HEAD");
+            response = get ? json(stats_.to_json(server_.loop_stats())) : not_allowed("GET, HEAD");
         } else if (path == "/echo") {
             if (request.method == "POST") {
                 response = HttpResponse(200);
@@ -40,9 +40,11 @@ public:
         }
         if (head) response.omit_body();
         response.connection_for(request);
-        out_.clear();
-        response.write_to(out_);
-        conn.send_raw(out_);
+        // One buffer per loop thread: handlers of several loops run at once.
+        thread_local std::string out;
+        out.clear();
+        response.write_to(out);
+        conn.send_raw(out);
         if (!request.keep_alive) conn.close();
     }
 
@@ -65,8 +67,8 @@ private:
         return r;
     }
 
+    reactor::Server& server_;
     Stats& stats_;
-    std::string out_;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
 
 #include "apps/builtin_apps.hpp"
 #include "apps/kv_store.hpp"
@@ -28,17 +29,29 @@ bool parse_int(std::string_view text, std::int64_t& value) {
 // An in-memory store that redis-cli and redis-benchmark accept. Replies and error texts are worded
 // as Redis words them.
 class KvApp final : public App {
-public:
+  public:
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
-        reply_.clear();
-        quit_ = false;
-        const Args args = message.args;
+        // Per-call state: handlers of several loops may run at once; the store has its own lock.
+        Call call;
+        on_command(call, conn, message.args);
+        conn.send_raw(call.reply);
+        if (call.quit) conn.close();
+    }
+
+  private:
+    struct Call {
+        std::string reply;
+        bool quit = false;
+    };
+
+    void on_command(Call& call, reactor::Connection& conn, Args args) {
+        std::string& reply_ = call.reply;
         if (args.empty()) return;
         const std::string name = lower(args[0]);
         const auto it = commands().find(name);
         if (it == commands().end()) {
-            std::string text = "ERR unknown command '" + std::string(args[0]) +
-                               "', with args beginning with: ";
+            std::string text =
+                "ERR unknown command '" + std::string(args[0]) + "', with args beginning with: ";
             for (std::size_t i = 1; i < args.size(); ++i) text += "'" + std::string(args[i]) + "' ";
             resp::append_error(reply_, text);
         } else if (const int arity = it->second.arity;
@@ -46,47 +59,76 @@ public:
                    (arity < 0 && static_cast<int>(args.size()) < -arity)) {
             resp::append_error(reply_, "ERR wrong number of arguments for '" + name + "' command");
         } else {
-            it->second.run(*this, conn, args);
+            std::lock_guard lock(store_mutex_);
+            it->second.run(*this, call, conn, args);
         }
-        conn.send_raw(reply_);
-        if (quit_) conn.close();
     }
 
-private:
     struct Command {
         int arity;  // Redis's convention: N exactly, -N at least N (the name counts)
-        std::function<void(KvApp&, reactor::Connection&, Args)> run;
+        std::function<void(KvApp&, Call&, reactor::Connection&, Args)> run;
     };
 
     static const std::map<std::string, Command>& commands() {
         static const std::map<std::string, Command> table = {
-            {"ping", {-1, [](KvApp& a, auto&, Args args) { a.ping(args); }}},
-            {"echo", {2, [](KvApp& a, auto&, Args args) { resp::append_bulk(a.reply_, args[1]); }}},
-            {"set", {-3, [](KvApp& a, auto&, Args args) { a.set(args); }}},
-            {"get", {2, [](KvApp& a, auto&, Args args) { a.get(args[1]); }}},
-            {"del", {-2, [](KvApp& a, auto&, Args args) { a.del(args); }}},
-            {"exists", {-2, [](KvApp& a, auto&, Args args) { a.exists(args); }}},
-            {"incr", {2, [](KvApp& a, auto&, Args args) { a.incr_by(args[1], 1); }}},
-            {"decr", {2, [](KvApp& a, auto&, Args args) { a.incr_by(args[1], -1); }}},
-            {"incrby", {3, [](KvApp& a, auto&, Args args) { a.incr_by_text(args[1], args[2], false); }}},
-            {"decrby", {3, [](KvApp& a, auto&, Args args) { a.incr_by_text(args[1], args[2], true); }}},
-            {"mget", {-2, [](KvApp& a, auto&, Args args) { a.mget(args); }}},
-            {"mset", {-3, [](KvApp& a, auto&, Args args) { a.mset(args); }}},
-            {"dbsize", {1, [](KvApp& a, auto&, Args) { resp::append_integer(a.reply_, static_cast<std::int64_t>(a.store_.size())); }}},
-            {"flushall", {-1, [](KvApp& a, auto&, Args) { a.store_.clear(); resp::append_simple_string(a.reply_, "OK"); }}},
-            {"flushdb", {-1, [](KvApp& a, auto&, Args) { a.store_.clear(); resp::append_simple_string(a.reply_, "OK"); }}},
+            {"ping", {-1, [](KvApp& a, Call& c, auto&, Args args) { a.ping(c.reply, args); }}},
+            {"echo",
+             {2, [](KvApp&, Call& c, auto&, Args args) { resp::append_bulk(c.reply, args[1]); }}},
+            {"set", {-3, [](KvApp& a, Call& c, auto&, Args args) { a.set(c.reply, args); }}},
+            {"get", {2, [](KvApp& a, Call& c, auto&, Args args) { a.get(c.reply, args[1]); }}},
+            {"del", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.del(c.reply, args); }}},
+            {"exists", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.exists(c.reply, args); }}},
+            {"incr",
+             {2, [](KvApp& a, Call& c, auto&, Args args) { a.incr_by(c.reply, args[1], 1); }}},
+            {"decr",
+             {2, [](KvApp& a, Call& c, auto&, Args args) { a.incr_by(c.reply, args[1], -1); }}},
+            {"incrby",
+             {3, [](KvApp& a, Call& c, auto&,
+                    Args args) { a.incr_by_text(c.reply, args[1], args[2], false); }}},
+            {"decrby",
+             {3, [](KvApp& a, Call& c, auto&,
+                    Args args) { a.incr_by_text(c.reply, args[1], args[2], true); }}},
+            {"mget", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.mget(c.reply, args); }}},
+            {"mset", {-3, [](KvApp& a, Call& c, auto&, Args args) { a.mset(c.reply, args); }}},
+            {"dbsize",
+             {1,
+              [](KvApp& a, Call& c, auto&, Args) {
+                  resp::append_integer(c.reply, static_cast<std::int64_t>(a.store_.size()));
+              }}},
+            {"flushall",
+             {-1,
+              [](KvApp& a, Call& c, auto&, Args) {
+                  a.store_.clear();
+                  resp::append_simple_string(c.reply, "OK");
+              }}},
+            {"flushdb",
+             {-1,
+              [](KvApp& a, Call& c, auto&, Args) {
+                  a.store_.clear();
+                  resp::append_simple_string(c.reply, "OK");
+              }}},
             // redis-cli asks COMMAND DOCS at start and redis-benchmark asks CONFIG GET: an
             // empty answer tells them there is nothing to learn, which both accept.
-            {"command", {-1, [](KvApp& a, auto&, Args) { resp::append_array_header(a.reply_, 0); }}},
-            {"config", {-2, [](KvApp& a, auto&, Args) { resp::append_array_header(a.reply_, 0); }}},
-            {"client", {-2, [](KvApp& a, reactor::Connection& c, Args args) { a.client(c, args); }}},
-            {"select", {2, [](KvApp& a, auto&, Args args) { a.select(args[1]); }}},
-            {"quit", {-1, [](KvApp& a, auto&, Args) { resp::append_simple_string(a.reply_, "OK"); a.quit_ = true; }}},
+            {"command",
+             {-1, [](KvApp&, Call& c, auto&, Args) { resp::append_array_header(c.reply, 0); }}},
+            {"config",
+             {-2, [](KvApp&, Call& c, auto&, Args) { resp::append_array_header(c.reply, 0); }}},
+            {"client",
+             {-2, [](KvApp& a, Call& c, reactor::Connection& conn,
+                     Args args) { a.client(c.reply, conn, args); }}},
+            {"select",
+             {2, [](KvApp& a, Call& c, auto&, Args args) { a.select(c.reply, args[1]); }}},
+            {"quit",
+             {-1,
+              [](KvApp&, Call& c, auto&, Args) {
+                  resp::append_simple_string(c.reply, "OK");
+                  c.quit = true;
+              }}},
         };
         return table;
     }
 
-    void ping(Args args) {
+    static void ping(std::string& reply_, Args args) {
         if (args.size() > 2) {
             resp::append_error(reply_, "ERR wrong number of arguments for 'ping' command");
         } else if (args.size() == 2) {
@@ -96,7 +138,7 @@ private:
         }
     }
 
-    void set(Args args) {
+    void set(std::string& reply_, Args args) {
         std::optional<KvStore::Clock::time_point> expires;
         bool nx = false;
         bool xx = false;
@@ -142,24 +184,25 @@ private:
         }
     }
 
-    void get(std::string_view key) {
+    void get(std::string& reply_, std::string_view key) {
         const std::string* value = store_.get(key);
         value != nullptr ? resp::append_bulk(reply_, *value) : resp::append_null_bulk(reply_);
     }
 
-    void del(Args args) {
+    void del(std::string& reply_, Args args) {
         std::int64_t n = 0;
         for (std::size_t i = 1; i < args.size(); ++i) n += store_.erase(args[i]) ? 1 : 0;
         resp::append_integer(reply_, n);
     }
 
-    void exists(Args args) {
+    void exists(std::string& reply_, Args args) {
         std::int64_t n = 0;
         for (std::size_t i = 1; i < args.size(); ++i) n += store_.exists(args[i]) ? 1 : 0;
         resp::append_integer(reply_, n);
     }
 
-    void incr_by_text(std::string_view key, std::string_view amount_text, bool negate) {
+    void incr_by_text(std::string& reply_, std::string_view key, std::string_view amount_text,
+                      bool negate) {
         std::int64_t amount = 0;
         if (!parse_int(amount_text, amount)) {
             resp::append_error(reply_, "ERR value is not an integer or out of range");
@@ -172,10 +215,10 @@ private:
             }
             amount = -amount;
         }
-        incr_by(key, amount);
+        incr_by(reply_, key, amount);
     }
 
-    void incr_by(std::string_view key, std::int64_t amount) {
+    void incr_by(std::string& reply_, std::string_view key, std::int64_t amount) {
         std::int64_t value = 0;
         if (const std::string* current = store_.get(key)) {
             if (!parse_int(*current, value)) {
@@ -192,33 +235,34 @@ private:
         resp::append_integer(reply_, result);
     }
 
-    void mget(Args args) {
+    void mget(std::string& reply_, Args args) {
         resp::append_array_header(reply_, args.size() - 1);
-        for (std::size_t i = 1; i < args.size(); ++i) get(args[i]);
+        for (std::size_t i = 1; i < args.size(); ++i) get(reply_, args[i]);
     }
 
-    void mset(Args args) {
+    void mset(std::string& reply_, Args args) {
         if (args.size() % 2 == 0) {
             resp::append_error(reply_, "ERR wrong number of arguments for 'mset' command");
             return;
         }
-        for (std::size_t i = 1; i + 1 < args.size(); i += 2) store_.set(args[i], args[i + 1], std::nullopt);
+        for (std::size_t i = 1; i + 1 < args.size(); i += 2)
+            store_.set(args[i], args[i + 1], std::nullopt);
         resp::append_simple_string(reply_, "OK");
     }
 
-    void client(reactor::Connection& conn, Args args) {
+    static void client(std::string& reply_, reactor::Connection& conn, Args args) {
         const std::string sub = lower(args[1]);
         if (sub == "id" && args.size() == 2) {
             resp::append_integer(reply_, static_cast<std::int64_t>(conn.id()));
         } else if (sub == "setname" || sub == "setinfo") {
             resp::append_simple_string(reply_, "OK");
         } else {
-            resp::append_error(reply_, "ERR unknown subcommand '" + std::string(args[1]) +
-                                           "'. Try CLIENT HELP.");
+            resp::append_error(
+                reply_, "ERR unknown subcommand '" + std::string(args[1]) + "'. Try CLIENT HELP.");
         }
     }
 
-    void select(std::string_view db) {
+    static void select(std::string& reply_, std::string_view db) {
         if (db == "0") {
             resp::append_simple_string(reply_, "OK");
         } else {
@@ -226,9 +270,8 @@ private:
         }
     }
 
-    KvStore store_;
-    std::string reply_;
-    bool quit_ = false;
+    std::mutex store_mutex_;
+    KvStore store_;  // guarded by store_mutex_
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "reactor/connection.hpp"
 #include "reactor/endpoint.hpp"
@@ -32,10 +33,17 @@ struct ConnectionLimits {
     std::size_t output_limit = 64 << 20;        // pending output above this: close (output overflow)
 };
 
+// How a listener spreads connections over the server's loops (no difference with one loop).
+enum class AcceptMode {
+    reuse_port,   // one listening socket per loop (SO_REUSEPORT); the kernel spreads connections
+    round_robin,  // one listening socket on the first loop, which hands connections out in turn
+};
+
 struct ListenOptions {
     std::string name = "default";
     Endpoint endpoint;
     int backlog = 1024;
+    AcceptMode accept = AcceptMode::reuse_port;  // Unix sockets always use round_robin
     std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
     Handlers handlers;
     ConnectionLimits limits;
@@ -50,14 +58,35 @@ struct ConnectOptions {
     ConnectionLimits limits;
 };
 
-// Owns listeners and connections on one loop, and routes sends by connection id.
+// A snapshot of one connection, for listings.
+struct ConnectionInfo {
+    ConnectionId id = 0;
+    std::string listener;
+    std::string peer;
+    std::size_t loop = 0;
+    ConnectionStats stats;
+};
+
+// Counters of one loop.
+struct LoopStats {
+    std::size_t connections = 0;
+    std::uint64_t messages = 0;
+    std::chrono::microseconds lag{0};  // how late the loop ran its last 100 ms probe timer
+};
+
+// Owns listeners and connections on one or more loops, and routes sends by connection id. Loop 0 is
+// the loop given to the constructor; with threads > 1 the server starts threads - 1 more loops,
+// each on its own thread. A connection stays on the loop that accepted it for its whole life, and
+// its handlers run on that loop's thread: with several loops, handlers run concurrently.
 //
-// Threading: send(), send_raw(), close(), broadcast() and connection_count() are safe from any
-// thread; from a foreign thread they post to the owning loop. Everything else belongs to the loop
-// thread. Destroy the server on the loop thread or after the loop stopped.
+// Threading: send(), send_raw(), close(), broadcast(), connection_count(), collect_connections()
+// and loop_stats() are safe from any thread; they post to the owning loop when called elsewhere.
+// listen(), connect() and shutdown() belong to loop 0's thread (or any thread before loop 0 runs).
+// find() and for_each() see the calling loop's own connections. Destroy the server on loop 0's
+// thread or after loop 0 stopped.
 class Server {
 public:
-    explicit Server(EventLoop& loop);
+    explicit Server(EventLoop& loop, unsigned threads = 1);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -85,13 +114,19 @@ public:
     // Open connections. Any thread.
     std::size_t connection_count() const;
 
-    // The live connection with this id on this loop, or null. Loop thread.
+    // The live connection with this id on the calling loop, or null. Loop thread.
     Connection* find(ConnectionId id);
-    // Calls fn for each open connection. Loop thread.
+    // Calls fn for each open connection of the calling loop. Loop thread.
     void for_each(const std::function<void(Connection&)>& fn);
+    // Gathers a snapshot of every open connection on every loop and calls done with it, on the
+    // thread of the loop that answered last. Any thread; never blocks.
+    void collect_connections(std::function<void(std::vector<ConnectionInfo>)> done);
+    // Per-loop counters, index = loop number. Any thread.
+    std::vector<LoopStats> loop_stats() const;
+    std::size_t loop_count() const;
 
     // Stops accepting, closes every connection with reason "shutdown" (flushing output), and calls
-    // done once the last one is gone. Loop thread.
+    // done on loop 0 once the last one is gone on every loop. Loop 0's thread.
     void shutdown(std::function<void()> done = {});
 
     EventLoop& loop() const;
