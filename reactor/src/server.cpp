@@ -190,8 +190,7 @@ struct Server::Impl {
                     ::send(fd, notice.data(), notice.size(), MSG_NOSIGNAL);
             }
             ::close(fd);
-            log(LogLevel::info, "listener=", group->name, " refused ", peer_text,
-                ": max_connections ", group->limits.max_connections, " reached");
+            log_refusal(*group, peer_text);
             return;
         }
         BufferEventPtr bev(bufferevent_socket_new(
@@ -201,6 +200,18 @@ struct Server::Impl {
             return;
         }
         adopt(shard, std::move(bev), peer_text, group, tcp);
+    }
+
+    static void log_refusal(ConnectionGroup& group, const std::string& peer) {
+        // A flood of refused clients must not become a flood of log lines (nor block on stderr).
+        const std::uint64_t refused = group.refused.fetch_add(1) + 1;
+        const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count();
+        std::int64_t last = group.refusal_logged_ms.load();
+        if (now - last < 1000 || !group.refusal_logged_ms.compare_exchange_strong(last, now)) return;
+        log(LogLevel::warn, "listener=", group.name, " max_connections ", group.limits.max_connections,
+            " reached: refused ", peer, " (", refused, " refused so far)");
     }
 
     void start_lag_probe(Shard& shard) {

@@ -23,6 +23,9 @@ struct ConnectionGroup {
     Handlers handlers;
     ConnectionLimits limits;
     std::atomic<std::size_t> open{0};  // over all loops
+    // Refusals at max_connections are logged at most once a second, with how many there were.
+    std::atomic<std::uint64_t> refused{0};
+    std::atomic<std::int64_t> refusal_logged_ms{-1000000};
 };
 
 // Counters of the loop a connection lives on, read from any thread.

@@ -4,7 +4,7 @@ loopback. Every wait has a deadline; nothing sleeps where an event can be waited
 import json
 import os
 import re
-import selectors
+import threading
 import shutil
 import signal
 import socket
@@ -19,67 +19,69 @@ LISTENING = re.compile(r"listener=(\S+) listening on (\S+) ")
 
 
 class Process:
-    """A child whose stderr is read line by line while the test waits for what it expects."""
+    """A child whose stdout and stderr are read line by line by background threads (so it never
+    blocks on a full pipe) while the test waits for what it expects."""
 
     def __init__(self, argv, stdin=None, env=None):
         self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
         self.lines = {"stdout": [], "stderr": []}
-        self._partial = {"stdout": b"", "stderr": b""}
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
-        self._sel.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        os.set_blocking(self.proc.stderr.fileno(), False)
+        self._changed = threading.Condition()
+        self._open = 2
+        self._readers = [threading.Thread(target=self._read, args=(pipe, name), daemon=True)
+                         for pipe, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))]
+        for reader in self._readers:
+            reader.start()
 
-    def _pump(self, timeout):
-        for key, _ in self._sel.select(timeout):
-            chunk = key.fileobj.read()
-            if not chunk:
-                self._sel.unregister(key.fileobj)
-                continue
-            data = self._partial[key.data] + chunk
-            *done, self._partial[key.data] = data.split(b"\n")
-            self.lines[key.data].extend(l.decode(errors="replace") for l in done)
+    def _read(self, pipe, name):
+        for raw in iter(pipe.readline, b""):
+            with self._changed:
+                self.lines[name].append(raw.rstrip(b"\n").decode(errors="replace"))
+                self._changed.notify_all()
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
 
     def wait_for(self, pattern, stream="stderr", timeout=DEADLINE, start=0):
         """Returns the first match of pattern in stream's lines from index start on."""
         regex = re.compile(pattern)
         end = time.monotonic() + timeout
         seen = start
-        while True:
-            lines = self.lines[stream]
-            for i in range(seen, len(lines)):
-                m = regex.search(lines[i])
-                if m:
-                    return m
-            seen = len(lines)
-            left = end - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and not self._sel.get_map()):
-                raise AssertionError(f"no line matching {pattern!r} in {stream}; got:\n" +
-                                     "\n".join(lines[-30:]))
-            self._pump(min(left, 0.5))
+        with self._changed:
+            while True:
+                lines = self.lines[stream]
+                for i in range(seen, len(lines)):
+                    m = regex.search(lines[i])
+                    if m:
+                        return m
+                seen = len(lines)
+                left = end - time.monotonic()
+                if left <= 0 or self._open == 0:
+                    raise AssertionError(f"no line matching {pattern!r} in {stream}; got:\n" +
+                                         "\n".join(lines[-30:]))
+                self._changed.wait(left)
 
     def finish(self, timeout=DEADLINE):
-        """Waits for exit, collecting the rest of the output; returns the exit code."""
-        end = time.monotonic() + timeout
-        while self._sel.get_map() and time.monotonic() < end:
-            self._pump(0.2)
+        """Waits for exit and for the rest of the output; returns the exit code."""
         try:
-            return self.proc.wait(max(0.1, end - time.monotonic()))
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("process did not exit in time")
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for reader in self._readers:
+            reader.join(DEADLINE)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-        self._sel.close()
 
 
 class Reactord(Process):

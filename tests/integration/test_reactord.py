@@ -306,8 +306,7 @@ class ForumExample(unittest.TestCase):
             a = connect(port)
             first = int(forum.wait_for(r"client (\d+) connected", "stdout").group(1))
             b = connect(port)
-            second = int(forum.wait_for(r"client (\d+) connected", "stdout",
-                                        start=len(forum.lines["stdout"])).group(1))
+            second = int(forum.wait_for(r"client (%d) connected" % (first + 1), "stdout").group(1))
             self.assertEqual(second, first + 1)
             a.sendall(b"hello forum\n")
             forum.wait_for(r"message from %d: hello forum$" % first, "stdout")
