@@ -5,6 +5,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 import unittest
 
 from harness import Reactord, connect, listener, recv_exactly, recv_to_eof, recv_until
@@ -51,6 +52,20 @@ class Clients(unittest.TestCase):
         self.assertEqual(self.redis_cli("GET"), "ERR wrong number of arguments for 'get' command\n\n")  # as redis-cli prints Redis's own
         self.assertEqual(self.redis_cli("FOO", "bar"),
                          "ERR unknown command 'FOO', with args beginning with: 'bar' \n\n")
+
+    @unittest.skipUnless(shutil.which("redis-cli"), "redis-cli not installed")
+    def test_expiry(self):
+        self.assertEqual(self.redis_cli("SET", "short", "lived", "PX", "100"), "OK\n")
+        self.assertEqual(self.redis_cli("SET", "long", "lived", "EX", "100"), "OK\n")
+        self.assertEqual(self.redis_cli("GET", "short"), "lived\n")
+        deadline = time.monotonic() + 10  # expiry is time itself: poll until it happens
+        while self.redis_cli("GET", "short") != "\n":
+            self.assertLess(time.monotonic(), deadline)
+        self.assertEqual(self.redis_cli("GET", "long"), "lived\n")
+        self.assertEqual(self.redis_cli("SET", "k", "v", "EX", "0"),
+                         "ERR invalid expire time in 'set' command\n\n")
+        self.assertEqual(self.redis_cli("SET", "k", "v", "XX"), "\n")
+        self.assertEqual(self.redis_cli("SET", "k", "v", "NX", "XX"), "ERR syntax error\n\n")
 
     @unittest.skipUnless(shutil.which("redis-benchmark"), "redis-benchmark not installed")
     def test_redis_benchmark(self):

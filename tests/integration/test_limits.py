@@ -186,6 +186,16 @@ class Backpressure(unittest.TestCase):
             print(f"\nnon-reading client: {sent >> 10} KiB accepted by the kernel, server RSS grew "
                   f"{grown >> 10} KiB", flush=True)
             self.assertLess(grown, 32 << 20)
+            # A paused connection costs no CPU: libevent is not asked to watch its socket.
+            cpu0 = cpu_seconds(pid)
+            t0 = time.monotonic()
+            admin_probe = open_admin(server)
+            time.sleep(1.0)  # CPU is measured over time
+            idle_cpu = cpu_seconds(pid) - cpu0
+            print(f"server CPU over {time.monotonic() - t0:.1f} s with the client paused: "
+                  f"{idle_cpu * 1000:.0f} ms", flush=True)
+            self.assertLess(idle_cpu, 0.05)
+            admin_probe.close()
             # Other clients keep their service meanwhile.
             other = connect(server.ports["paused"])
             t0 = time.monotonic()

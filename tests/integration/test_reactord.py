@@ -2,10 +2,12 @@
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import (REACTORD, Process, Reactord, connect, listener, recv_exactly, recv_to_eof,
@@ -165,6 +167,59 @@ class LineEcho(ServerTestCase):
                 answered += 1
         self.assertEqual(answered, 200)
         self.assertEqual(self.server.finish(), 0)
+
+
+class Drain(unittest.TestCase):
+    """A client that never reads keeps its connection from draining: SIGTERM waits at most
+    drain_timeout_ms, and a second signal exits at once."""
+
+    def stuck_client(self, server):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", server.ports["echo"]))
+        c.setblocking(False)
+        # Pipeline until the server stops reading (its output for us passed the high-water mark):
+        # then megabytes of echoes wait in the server for a client that never reads them.
+        blocked_since = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                c.send(b"z" * 1023 + b"\n")
+                blocked_since = None
+            except BlockingIOError:
+                blocked_since = blocked_since or time.monotonic()
+                if time.monotonic() - blocked_since > 0.5:
+                    return c
+                select.select([], [c], [], 0.1)
+        raise AssertionError("the server never stopped reading")
+
+    def test_drain_timeout_bounds_shutdown(self):
+        server = Reactord({"drain_timeout_ms": 500, "listeners": [listener("echo", "line", "echo")]})
+        try:
+            c = self.stuck_client(server)
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.finish(), 0)
+            elapsed = time.monotonic() - started
+            self.assertGreaterEqual(elapsed, 0.45)
+            self.assertLess(elapsed, 3.0)
+            server.wait_for(r"drain timeout: closing 1 connections")
+            c.close()
+        finally:
+            server.cleanup()
+
+    def test_second_signal_exits_at_once(self):
+        server = Reactord({"drain_timeout_ms": 60000, "listeners": [listener("echo", "line", "echo")]})
+        try:
+            c = self.stuck_client(server)
+            server.proc.send_signal(signal.SIGTERM)
+            server.wait_for(r"shutting down: draining 1 connections")
+            server.proc.send_signal(signal.SIGINT)
+            self.assertNotEqual(server.finish(), 0)
+            server.wait_for(r"second signal: exiting now")
+            c.close()
+        finally:
+            server.cleanup()
 
 
 class Chat(ServerTestCase):
