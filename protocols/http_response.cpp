@@ -9,18 +9,6 @@ namespace reactor::protocols {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
 // RFC 9110 token characters.
 bool is_token_char(char c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -139,7 +127,7 @@ HttpResponse& HttpResponse::header(std::string_view name, std::string_view value
     if (value.find_first_of("\r\n") != std::string_view::npos) {
         throw std::invalid_argument("HTTP header value with CR or LF");
     }
-    if (iequals(name, "Date") || iequals(name, "Content-Length")) {
+    if (ascii_iequals(name, "Date") || ascii_iequals(name, "Content-Length")) {
         throw std::invalid_argument("the response builder writes Date and Content-Length itself");
     }
     headers_.append(name);

@@ -2,8 +2,7 @@
 
 namespace reactor {
 
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
+bool ascii_iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
         char x = a[i];
@@ -14,11 +13,10 @@ bool iequals(std::string_view a, std::string_view b) {
     }
     return true;
 }
-}  // namespace
 
 std::string_view HttpRequest::header(std::string_view name) const {
     for (const auto& h : headers) {
-        if (iequals(h.name, name)) return h.value;
+        if (ascii_iequals(h.name, name)) return h.value;
     }
     return {};
 }

@@ -15,6 +15,9 @@ struct HttpHeader {
     std::string_view value;
 };
 
+// ASCII case-insensitive equality, as HTTP header names compare.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 // A parsed HTTP/1.x request. Every view points into connection-owned storage and is valid only for
 // the duration of the on_message callback.
 struct HttpRequest {
