@@ -106,6 +106,9 @@ class HttpProtocol final : public Protocol {
     bool body_in_arena_ = false;
     std::string body_arena_;
     std::size_t chunk_total_ = 0;  // sum of the declared chunk sizes so far
+    // "Expect: 100-continue": the client waits for a go-ahead before sending its body.
+    bool continue_wanted_ = false;
+    bool continue_sent_ = false;
     Failure failure_ = Failure::none;
     const char* failure_detail_ = nullptr;
 
@@ -201,6 +204,16 @@ int HttpProtocol::on_headers_complete(llhttp_t* parser) {
     if ((parser->flags & F_CONTENT_LENGTH) != 0 && parser->content_length > self.limits_.max_body) {
         return self.fail_in_callback(Failure::body_too_large, -1);
     }
+    const bool has_body = (parser->flags & F_CHUNKED) != 0 ||
+                          ((parser->flags & F_CONTENT_LENGTH) != 0 && parser->content_length > 0);
+    if (has_body && parser->http_major == 1 && parser->http_minor >= 1) {
+        for (const HeaderSpans& h : self.headers_) {
+            if (ascii_iequals(self.view(h.name), "Expect") &&
+                ascii_iequals(trim_trailing_whitespace(self.view(h.value)), "100-continue")) {
+                self.continue_wanted_ = true;
+            }
+        }
+    }
     return 0;
 }
 
@@ -257,6 +270,10 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
         }
         if (fed_ > 2 * (limits_.max_header_bytes + limits_.max_body)) {
             return fail(Failure::body_too_large);
+        }
+        if (continue_wanted_ && !continue_sent_) {
+            continue_sent_ = true;
+            out.write_interim("HTTP/1.1 100 Continue\r\n\r\n");
         }
         return Decoded::need_more();
     }
@@ -319,6 +336,8 @@ void HttpProtocol::reset_request() {
         body_arena_.clear();
     }
     chunk_total_ = 0;
+    continue_wanted_ = false;
+    continue_sent_ = false;
 }
 
 Decoded HttpProtocol::fail(Failure failure, std::string_view detail) {

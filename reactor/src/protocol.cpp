@@ -14,6 +14,7 @@ public:
         inner_.deliver(message);
     }
     bool accepting() const override { return inner_.accepting(); }
+    void write_interim(std::string_view bytes) override { inner_.write_interim(bytes); }
     std::size_t count = 0;
 
 private:

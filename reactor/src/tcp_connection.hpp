@@ -66,6 +66,7 @@ private:
     // MessageSink
     void deliver(Message& message) override;
     bool accepting() const override { return !closing_; }
+    void write_interim(std::string_view bytes) override { send_raw(bytes); }
 
     static void on_read(bufferevent*, void* arg);
     static void on_write(bufferevent*, void* arg);

@@ -113,6 +113,14 @@ class Clients(unittest.TestCase):
         head = run(["curl", "-sS", "-I", self.url("/")]).stdout
         self.assertIn(b"Content-Length: 13", head)
 
+    @unittest.skipUnless(shutil.which("curl"), "curl not installed")
+    def test_expect_100_continue(self):
+        # curl waits up to --expect100-timeout for the go-ahead: without it this would time out.
+        r = subprocess.run(["curl", "-sS", "-H", "Expect: 100-continue", "--expect100-timeout", "30",
+                            "--data-binary", "c" * 2000, self.url("/echo")],
+                           capture_output=True, timeout=10)
+        self.assertEqual(r.stdout, b"c" * 2000)
+
     def test_http_pipelined_on_one_connection(self):
         c = connect(self.server.ports["http"])
         request = b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -45,6 +45,9 @@ public:
     virtual void deliver(Message& message) = 0;
     // False once the receiver stops taking messages (its connection is closing): decoding stops.
     virtual bool accepting() const { return true; }
+    // Bytes the protocol itself must send before the current frame is complete, such as HTTP's
+    // "100 Continue". Ignored by sinks without a connection (codec tests record it).
+    virtual void write_interim(std::string_view bytes) { (void)bytes; }
 };
 
 // A framing protocol: one instance per connection, so it may keep per-connection decode state.
