@@ -62,9 +62,16 @@ struct Server::Impl {
     Shard& main() { return *shards[0]; }
 
     // True when the calling thread may touch the shard's state directly: its loop thread, or loop 0
-    // before it runs (setup, single-threaded by contract).
-    static bool owns(const Shard& shard) {
-        return shard.loop->in_loop_thread() || (shard.index == 0 && !shard.loop->running());
+    // before it runs (setup, single-threaded by contract). A worker loop's thread never stands in
+    // for a loop 0 that is not running: workers run concurrently with the setup thread and with each
+    // other, so they post to loop 0 even then.
+    bool owns(const Shard& shard) const {
+        if (shard.loop->in_loop_thread()) return true;
+        if (shard.index != 0 || shard.loop->running()) return false;
+        for (const auto& other : shards) {
+            if (other->loop->in_loop_thread()) return false;
+        }
+        return true;
     }
 
     template <typename Fn>

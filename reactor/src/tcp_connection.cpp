@@ -226,8 +226,12 @@ void TcpConnection::read_remaining_input() {
     if (read_pauses_ > 0) return;
     evbuffer* in = bufferevent_get_input(bev_.get());
     const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
+    // A socket bufferevent freezes the end of its input buffer so that only its own read callback
+    // appends; evbuffer_read on it fails until we lift that, as the bufferevent itself does.
+    evbuffer_unfreeze(in, 0);
     while (evbuffer_read(in, fd, static_cast<int>(kMaxSingleRead)) > 0) {
     }
+    evbuffer_freeze(in, 0);
     on_read(bev_.get(), this);
 }
 
