@@ -63,8 +63,8 @@ struct Server::Impl {
 
     // True when the calling thread may touch the shard's state directly: its loop thread, or loop 0
     // before it runs (setup, single-threaded by contract). A worker loop's thread never stands in
-    // for a loop 0 that is not running: workers run concurrently with the setup thread and with each
-    // other, so they post to loop 0 even then.
+    // for a loop 0 that is not running: workers run concurrently with the setup thread and with
+    // each other, so they post to loop 0 even then.
     bool owns(const Shard& shard) const {
         if (shard.loop->in_loop_thread()) return true;
         if (shard.index != 0 || shard.loop->running()) return false;
@@ -103,10 +103,11 @@ struct Server::Impl {
         return owns(main()) ? &main() : nullptr;
     }
 
-    // Runs now(conn) when the calling thread owns the connection's loop, otherwise posts later()
-    // (which must own copies of its data) there. False when the id is not open.
-    template <typename Now, typename Later>
-    bool route(ConnectionId id, Now now, Later later) {
+    // Runs now(conn) when the calling thread owns the connection's loop, otherwise posts the task
+    // that make_later() builds (it must own copies of its data, so it is only built when needed).
+    // False when the id is not open.
+    template <typename Now, typename MakeLater>
+    bool route(ConnectionId id, Now now, MakeLater make_later) {
         std::size_t index = 0;
         {
             std::lock_guard lock(ids_mutex);
@@ -122,7 +123,7 @@ struct Server::Impl {
             return true;
         }
         shard.loop->post(
-            [weak = std::weak_ptr<Impl*>(alive), &shard, id, later = std::move(later)]() mutable {
+            [weak = std::weak_ptr<Impl*>(alive), &shard, id, later = make_later()]() mutable {
                 if (!weak.lock()) return;
                 const auto it = shard.live.find(id);
                 if (it != shard.live.end() && !it->second->closing()) later(*it->second);
@@ -216,9 +217,11 @@ struct Server::Impl {
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count();
         std::int64_t last = group.refusal_logged_ms.load();
-        if (now - last < 1000 || !group.refusal_logged_ms.compare_exchange_strong(last, now)) return;
-        log(LogLevel::warn, "listener=", group.name, " max_connections ", group.limits.max_connections,
-            " reached: refused ", peer, " (", refused, " refused so far)");
+        if (now - last < 1000 || !group.refusal_logged_ms.compare_exchange_strong(last, now))
+            return;
+        log(LogLevel::warn, "listener=", group.name, " max_connections ",
+            group.limits.max_connections, " reached: refused ", peer, " (", refused,
+            " refused so far)");
     }
 
     void start_lag_probe(Shard& shard) {
@@ -372,18 +375,18 @@ void Server::connect(ConnectOptions options,
 bool Server::send(ConnectionId id, std::string_view payload) {
     return impl_->route(
         id, [payload](TcpConnection& c) { c.send(payload); },
-        [copy = std::string(payload)](TcpConnection& c) { c.send(copy); });
+        [payload] { return [copy = std::string(payload)](TcpConnection& c) { c.send(copy); }; });
 }
 
 bool Server::send_raw(ConnectionId id, std::string_view bytes) {
     return impl_->route(
         id, [bytes](TcpConnection& c) { c.send_raw(bytes); },
-        [copy = std::string(bytes)](TcpConnection& c) { c.send_raw(copy); });
+        [bytes] { return [copy = std::string(bytes)](TcpConnection& c) { c.send_raw(copy); }; });
 }
 
 bool Server::close(ConnectionId id, CloseMode mode, CloseReason reason) {
     auto fn = [mode, reason](TcpConnection& c) { c.close(mode, reason); };
-    return impl_->route(id, fn, fn);
+    return impl_->route(id, fn, [fn] { return fn; });
 }
 
 std::size_t Server::broadcast(std::string_view payload, std::string_view listener) {

@@ -1,5 +1,8 @@
 #include "tcp_connection.hpp"
 
+#include <sys/uio.h>
+
+#include <algorithm>
 #include <cassert>
 
 #include "reactor/event_loop.hpp"
@@ -8,8 +11,12 @@
 namespace reactor {
 
 namespace {
-// libevent reads at most 4 KiB per callback by default; one read should take what the kernel has.
+// libevent 2.1's evbuffer_read takes at most 4 KiB per call (EVBUFFER_MAX_READ), whatever
+// bufferevent_set_max_single_read asks for: a 64 KiB frame would cost 16 loop iterations. When its
+// read fills that cap, the connection reads on by itself, up to kMaxSingleRead per callback.
+constexpr std::size_t kLibeventReadCap = 4096;
 constexpr std::size_t kMaxSingleRead = 256 * 1024;
+constexpr std::size_t kReadChunk = 64 * 1024;
 // A closing connection whose peer does not read its last bytes is dropped after this long.
 constexpr std::chrono::seconds kFlushTimeout{10};
 
@@ -21,13 +28,20 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 
 std::string_view to_string(CloseReason reason) {
     switch (reason) {
-        case CloseReason::peer_closed: return "peer closed";
-        case CloseReason::error: return "reset/error";
-        case CloseReason::timeout: return "timeout";
-        case CloseReason::protocol_error: return "protocol error";
-        case CloseReason::output_overflow: return "output overflow";
-        case CloseReason::kicked: return "kicked";
-        case CloseReason::shutdown: return "server shutdown";
+        case CloseReason::peer_closed:
+            return "peer closed";
+        case CloseReason::error:
+            return "reset/error";
+        case CloseReason::timeout:
+            return "timeout";
+        case CloseReason::protocol_error:
+            return "protocol error";
+        case CloseReason::output_overflow:
+            return "output overflow";
+        case CloseReason::kicked:
+            return "kicked";
+        case CloseReason::shutdown:
+            return "server shutdown";
     }
     return "unknown";
 }
@@ -50,7 +64,8 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
     bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
     bufferevent_setcb(bev_.get(), &on_read, &on_write, &on_event, this);
     const auto& limits = group_->limits;
-    // The write callback fires when pending output falls to this mark: where paused reading resumes.
+    // The write callback fires when pending output falls to this mark: where paused reading
+    // resumes.
     bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
     ++group_->open;
     ++counters_.connections;
@@ -65,7 +80,8 @@ void TcpConnection::guarded(const char* what, Fn&& fn) {
     try {
         fn();
     } catch (const std::exception& e) {
-        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what, " threw: ", e.what());
+        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what,
+            " threw: ", e.what());
         close(CloseMode::now, CloseReason::error);
     } catch (...) {
         log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what, " threw");
@@ -78,8 +94,8 @@ void TcpConnection::start() {
     if (closing_) return;
     bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
     if (group_->limits.idle_timeout.count() > 0) {
-        idle_timer_.reset(event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0,
-                                    &on_idle, this));
+        idle_timer_.reset(
+            event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0, &on_idle, this));
         arm_idle_timer(group_->limits.idle_timeout);
     }
 }
@@ -101,7 +117,9 @@ void TcpConnection::send_raw(std::string_view bytes) {
     after_output_grew(before);
 }
 
-std::size_t TcpConnection::output_pending() const { return output_.size(); }
+std::size_t TcpConnection::output_pending() const {
+    return output_.size();
+}
 
 void TcpConnection::after_output_grew(std::size_t before) {
     const std::size_t pending = output_.size();
@@ -113,7 +131,8 @@ void TcpConnection::after_output_grew(std::size_t before) {
         close(CloseMode::now, CloseReason::output_overflow);
         return;
     }
-    if (limits.output_high_water != 0 && pending > limits.output_high_water && !paused_for_output_) {
+    if (limits.output_high_water != 0 && pending > limits.output_high_water &&
+        !paused_for_output_) {
         // The peer is not reading its replies: stop reading its requests until it catches up.
         paused_for_output_ = true;
         pause_reading();
@@ -137,7 +156,8 @@ void TcpConnection::deliver(Message& message) {
     message.conn = id_;
     ++stats_.messages_in;
     counters_.messages.fetch_add(1, std::memory_order_relaxed);
-    last_message_ = std::chrono::steady_clock::now();
+    if (idle_timer_)
+        last_message_ = std::chrono::steady_clock::now();  // only the idle timer reads it
     if (group_->handlers.on_message) {
         guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
     }
@@ -146,7 +166,12 @@ void TcpConnection::deliver(Message& message) {
 void TcpConnection::on_read(bufferevent*, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
     if (self->closing_ || self->read_pauses_ > 0) return;
-    const std::size_t available = self->input_.size();
+    std::size_t available = self->input_.size();
+    const std::size_t fresh = available - self->input_seen_;
+    if (fresh >= kLibeventReadCap && fresh < kMaxSingleRead) {
+        // libevent stopped at its cap with more probably waiting: take it in this callback.
+        available += self->read_socket(kMaxSingleRead - fresh);
+    }
     self->stats_.bytes_in += available - self->input_seen_;
     const DecodeOutcome outcome = decode_all(*self->protocol_, self->input_, *self);
     self->input_seen_ = self->input_.size();
@@ -220,18 +245,49 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
     }
 }
 
+std::size_t TcpConnection::read_socket(std::size_t limit) {
+    evbuffer* in = bufferevent_get_input(bev_.get());
+    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
+    // A socket bufferevent freezes the end of its input buffer so that only its own read callback
+    // appends; lift that while reading, as the bufferevent itself does.
+    evbuffer_unfreeze(in, 0);
+    std::size_t total = 0;
+    while (total < limit) {
+        const std::size_t want = std::min(kReadChunk, limit - total);
+        evbuffer_iovec space[2];
+        const int reserved = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), space, 2);
+        if (reserved <= 0) break;
+        iovec iov[2];
+        std::size_t offered = 0;
+        for (int i = 0; i < reserved; ++i) {
+            iov[i] = {space[i].iov_base, space[i].iov_len};
+            offered += space[i].iov_len;
+        }
+        const ssize_t got = ::readv(fd, iov, reserved);
+        if (got <= 0) {
+            // EOF or an error stays readable: the bufferevent reports it on its next read.
+            evbuffer_commit_space(in, space, 0);
+            break;
+        }
+        std::size_t left = static_cast<std::size_t>(got);
+        int used = 0;
+        for (; used < reserved && left > 0; ++used) {
+            space[used].iov_len = std::min(space[used].iov_len, left);
+            left -= space[used].iov_len;
+        }
+        evbuffer_commit_space(in, space, used);
+        total += static_cast<std::size_t>(got);
+        if (static_cast<std::size_t>(got) < offered) break;  // the socket is drained
+    }
+    evbuffer_freeze(in, 0);
+    return total;
+}
+
 void TcpConnection::read_remaining_input() {
     // A request the peer finished sending before shutdown began may still sit in the kernel's
     // receive buffer; it is owed a reply like any other.
     if (read_pauses_ > 0) return;
-    evbuffer* in = bufferevent_get_input(bev_.get());
-    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
-    // A socket bufferevent freezes the end of its input buffer so that only its own read callback
-    // appends; evbuffer_read on it fails until we lift that, as the bufferevent itself does.
-    evbuffer_unfreeze(in, 0);
-    while (evbuffer_read(in, fd, static_cast<int>(kMaxSingleRead)) > 0) {
-    }
-    evbuffer_freeze(in, 0);
+    read_socket(kMaxSingleRead * 64);
     on_read(bev_.get(), this);
 }
 

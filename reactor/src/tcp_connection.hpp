@@ -79,6 +79,8 @@ private:
     void arm_idle_timer(std::chrono::milliseconds after);
     template <typename Fn>
     void guarded(const char* what, Fn&& fn);
+    // Reads up to limit bytes straight from the socket into the input buffer; returns how many.
+    std::size_t read_socket(std::size_t limit);
     void read_remaining_input();
     void finish();
 
