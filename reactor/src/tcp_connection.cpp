@@ -62,6 +62,8 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
     stats_.opened = std::chrono::steady_clock::now();
     last_message_ = stats_.opened;
     bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
+    // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
+    bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
     bufferevent_setcb(bev_.get(), &on_read, &on_write, &on_event, this);
     const auto& limits = group_->limits;
     // The write callback fires when pending output falls to this mark: where paused reading
