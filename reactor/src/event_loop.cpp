@@ -27,7 +27,7 @@ struct EventLoop::Impl {
     EventPtr defer_event;
 
     std::mutex queue_mutex;
-    std::vector<Task> queue;  // guarded by queue_mutex
+    std::vector<Task> queue;      // guarded by queue_mutex
     bool stop_requested = false;  // guarded by queue_mutex
     std::atomic<bool> notified{false};
 
@@ -42,7 +42,10 @@ struct EventLoop::Impl {
         EventPtr event;
         Task fn;
         bool repeat = false;
+        std::chrono::milliseconds interval{0};
+        std::chrono::steady_clock::time_point due;
     };
+    void arm(Timer& timer, std::chrono::steady_clock::duration after);
     void start_timer(std::uint64_t id, std::chrono::milliseconds after, Task fn, bool repeat);
     std::atomic<std::uint64_t> next_timer_id{1};
     std::unordered_map<std::uint64_t, std::unique_ptr<Timer>> timers;  // loop thread only
@@ -97,10 +100,25 @@ struct EventLoop::Impl {
     static void on_timer(evutil_socket_t, short, void* arg);
 };
 
+void EventLoop::Impl::arm(Timer& timer, std::chrono::steady_clock::duration after) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(after).count();
+    const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    event_add(timer.event.get(), &tv);
+}
+
 void EventLoop::Impl::on_timer(evutil_socket_t, short, void* arg) {
     auto* timer = static_cast<Timer*>(arg);
     Impl* impl = timer->owner;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < timer->due) {
+        // libevent's coarse monotonic clock can run a few milliseconds behind: never fire early.
+        impl->arm(*timer, timer->due - now);
+        return;
+    }
     if (timer->repeat) {
+        timer->due += timer->interval;
+        if (timer->due <= now) timer->due = now + timer->interval;  // no burst after a stall
+        impl->arm(*timer, timer->due - now);
         // Copy: the task may cancel its own timer, which destroys the stored one.
         Task fn = timer->fn;
         fn();
@@ -119,23 +137,19 @@ void EventLoop::Impl::start_timer(std::uint64_t id, std::chrono::milliseconds af
     timer->id = id;
     timer->fn = std::move(fn);
     timer->repeat = repeat;
-    timer->event.reset(
-        event_new(base.get(), -1, repeat ? EV_PERSIST : 0, &Impl::on_timer, timer.get()));
-    const timeval tv{static_cast<time_t>(after.count() / 1000),
-                     static_cast<suseconds_t>((after.count() % 1000) * 1000)};
-    event_add(timer->event.get(), &tv);
+    timer->interval = after;
+    timer->due = std::chrono::steady_clock::now() + after;
+    timer->event.reset(event_new(base.get(), -1, 0, &Impl::on_timer, timer.get()));
+    arm(*timer, after);
     timers.emplace(id, std::move(timer));
 }
 
 EventLoop::EventLoop() : impl_(std::make_unique<Impl>()) {
     impl_->self = this;
-    // libevent's default timer clock is CLOCK_MONOTONIC_COARSE, which lags by up to a scheduler
-    // tick: timers then fire up to a few ms before their delay. Timers must never be early.
-    event_config* config = event_config_new();
-    if (config == nullptr) throw std::runtime_error("event_config_new failed");
-    event_config_set_flag(config, EVENT_BASE_FLAG_PRECISE_TIMER);
-    impl_->base.reset(event_base_new_with_config(config));
-    event_config_free(config);
+    // Not EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent re-arms a timerfd on every loop iteration
+    // while any timer is pending (a syscall per request). Its default coarse clock can fire a timer
+    // a few ms early instead, which on_timer corrects by checking the due time itself.
+    impl_->base.reset(event_base_new());
     if (!impl_->base) throw std::runtime_error("event_base_new failed");
     impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (impl_->wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -235,10 +249,16 @@ bool EventLoop::in_loop_thread() const {
     return impl_->loop_thread.load() == std::this_thread::get_id();
 }
 
-bool EventLoop::running() const { return impl_->is_running.load(); }
+bool EventLoop::running() const {
+    return impl_->is_running.load();
+}
 
-std::uint64_t EventLoop::wakeups() const { return impl_->wakeups.load(); }
+std::uint64_t EventLoop::wakeups() const {
+    return impl_->wakeups.load();
+}
 
-void* EventLoop::native_handle() const { return impl_->base.get(); }
+void* EventLoop::native_handle() const {
+    return impl_->base.get();
+}
 
 }  // namespace reactor

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
+#include <cstring>
 
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
@@ -94,7 +96,7 @@ void TcpConnection::guarded(const char* what, Fn&& fn) {
 void TcpConnection::start() {
     if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
     if (closing_) return;
-    bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+    bufferevent_enable(bev_.get(), EV_READ);
     if (group_->limits.idle_timeout.count() > 0) {
         idle_timer_.reset(
             event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0, &on_idle, this));
@@ -139,6 +141,48 @@ void TcpConnection::after_output_grew(std::size_t before) {
         paused_for_output_ = true;
         pause_reading();
     }
+    if (!in_read_) schedule_flush();
+}
+
+void TcpConnection::schedule_flush() {
+    if (flush_scheduled_ || write_armed_ || closing_) return;
+    flush_scheduled_ = true;
+    loop_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        flush_scheduled_ = false;
+        flush();
+    });
+}
+
+void TcpConnection::flush() {
+    if (closing_ || write_armed_ || output_.empty()) return;
+    evbuffer* out = bufferevent_get_output(bev_.get());
+    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
+    // The bufferevent freezes the front of its output so only it drains it; lift that while
+    // writing.
+    evbuffer_unfreeze(out, 1);
+    const int written = evbuffer_write_atmost(out, fd, static_cast<ev_ssize_t>(kMaxSingleRead));
+    const int err = errno;
+    evbuffer_freeze(out, 1);
+    if (written < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        log(LogLevel::debug, "listener=", group_->name, " conn=", id_,
+            " write failed: ", std::strerror(err));
+        reason_ = CloseReason::error;
+        closing_ = true;
+        finish();
+        return;
+    }
+    if (!output_.empty()) {
+        arm_write();
+    } else if (paused_for_output_) {
+        paused_for_output_ = false;
+        resume_reading();
+    }
+}
+
+void TcpConnection::arm_write() {
+    write_armed_ = true;
+    bufferevent_enable(bev_.get(), EV_WRITE);
 }
 
 void TcpConnection::pause_reading() {
@@ -175,8 +219,11 @@ void TcpConnection::on_read(bufferevent*, void* arg) {
         available += self->read_socket(kMaxSingleRead - fresh);
     }
     self->stats_.bytes_in += available - self->input_seen_;
+    self->in_read_ = true;
     const DecodeOutcome outcome = decode_all(*self->protocol_, self->input_, *self);
+    self->in_read_ = false;
     self->input_seen_ = self->input_.size();
+    self->flush();
     if (outcome.failed && !self->closing_) {
         log(LogLevel::info, "listener=", self->group_->name, " conn=", self->id_,
             " protocol error: ", outcome.error.reason);
@@ -190,6 +237,11 @@ void TcpConnection::on_write(bufferevent*, void* arg) {
     if (self->closing_) {
         if (self->output_.empty()) self->finish();
         return;
+    }
+    if (self->output_.empty()) {
+        // Drained: stop watching for writability until a write is partial again.
+        self->write_armed_ = false;
+        bufferevent_disable(self->bev_.get(), EV_WRITE);
     }
     if (self->paused_for_output_) {
         self->paused_for_output_ = false;
@@ -310,6 +362,7 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
     bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
     const timeval deadline = to_timeval(kFlushTimeout);
     bufferevent_set_timeouts(bev_.get(), nullptr, &deadline);
+    write_armed_ = true;
     bufferevent_enable(bev_.get(), EV_WRITE);
 }
 

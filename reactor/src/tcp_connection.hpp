@@ -74,6 +74,12 @@ private:
     static void on_idle(evutil_socket_t, short, void* arg);
 
     void after_output_grew(std::size_t before);
+    // Replies are written by the connection itself, once per loop iteration: at the end of the read
+    // callback, or deferred when output grows elsewhere. Only a partial write arms libevent's write
+    // event, so a request/reply costs no epoll_ctl.
+    void schedule_flush();
+    void flush();
+    void arm_write();
     void pause_reading();
     void resume_reading();
     void arm_idle_timer(std::chrono::milliseconds after);
@@ -100,6 +106,10 @@ private:
     std::chrono::steady_clock::time_point last_message_;
     int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
     bool paused_for_output_ = false;
+    bool in_read_ = false;          // inside on_read: it flushes when done
+    bool flush_scheduled_ = false;  // a deferred flush is queued
+    bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
     bool closing_ = false;
     bool finished_ = false;
     CloseReason reason_ = CloseReason::kicked;
