@@ -172,9 +172,9 @@ void TcpConnection::flush() {
         finish();
         return;
     }
-    if (!output_.empty()) {
-        arm_write();
-    } else if (paused_for_output_) {
+    if (!output_.empty()) arm_write();
+    // The kernel took enough: reading resumes below half the high-water mark, as in on_write.
+    if (paused_for_output_ && output_.size() <= group_->limits.output_high_water / 2) {
         paused_for_output_ = false;
         resume_reading();
     }
