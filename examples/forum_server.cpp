@@ -4,7 +4,8 @@
 //   ID          sends the bytes 97 95 96 93 91 100 to client ID
 //   ID TEXT     sends TEXT (and a newline) to client ID
 //
-// The stdin thread calls Server::send, which is safe from any thread. End of input stops the server.
+// The stdin thread calls Server::send, which is safe from any thread. End of input stops the
+// server.
 
 #include <csignal>
 #include <cstdio>
@@ -68,9 +69,11 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
                 continue;
             }
-            const std::string bytes = space == std::string::npos ? kGreeting : line.substr(space + 1) + "\n";
+            const std::string bytes =
+                space == std::string::npos ? kGreeting : line.substr(space + 1) + "\n";
             if (server.send(id, bytes)) {
-                std::printf("sent %zu bytes to %llu\n", bytes.size(), static_cast<unsigned long long>(id));
+                std::printf("sent %zu bytes to %llu\n", bytes.size(),
+                            static_cast<unsigned long long>(id));
             } else {
                 std::printf("error: no client %llu\n", static_cast<unsigned long long>(id));
             }

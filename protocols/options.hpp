@@ -13,7 +13,7 @@
 namespace reactor::protocols {
 
 class Options {
-public:
+  public:
     explicit Options(const nlohmann::json& json);
 
     // A positive integer in [min, max]; "expected an integer from MIN to MAX" otherwise.
@@ -35,7 +35,7 @@ public:
     // Throws for the first key that no getter read ("unknown option").
     void finish() const;
 
-private:
+  private:
     const nlohmann::json& json_;
     std::set<std::string> read_;
 };

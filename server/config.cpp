@@ -68,7 +68,8 @@ reactor::ConnectionLimits read_limits(const nlohmann::json* value, std::size_t& 
     limits.max_connections = in.integer("max_connections", limits.max_connections, 1, 1000000);
     limits.idle_timeout =
         std::chrono::milliseconds(in.integer("idle_timeout_ms", 0, 0, 24ULL * 3600 * 1000));
-    limits.output_high_water = in.integer("output_high_water", limits.output_high_water, 1, kMaxBytes);
+    limits.output_high_water =
+        in.integer("output_high_water", limits.output_high_water, 1, kMaxBytes);
     limits.output_limit = in.integer("output_limit", limits.output_limit, 1, kMaxBytes);
     max_frame = in.integer("max_frame", max_frame, 16, kMaxBytes);
     in.finish();
@@ -90,7 +91,8 @@ ListenerConfig read_listener(const nlohmann::json& value, std::size_t index) {
                      : reactor::AcceptMode::reuse_port;
     std::tie(out.protocol, out.protocol_options) =
         within("protocol", [&] { return read_named(in.get("protocol"), "protocol"); });
-    std::tie(out.app, out.app_options) = within("app", [&] { return read_named(in.get("app"), "app"); });
+    std::tie(out.app, out.app_options) =
+        within("app", [&] { return read_named(in.get("app"), "app"); });
     out.limits = within("limits", [&] { return read_limits(in.get("limits"), out.max_frame); });
     in.finish();
     return out;
@@ -131,7 +133,8 @@ Config parse_config(const std::string& text) {
     if (const auto* log = in.get("log")) {
         within("log", [&] {
             Options log_in(*log);
-            const std::string level = log_in.choice("level", "info", {"debug", "info", "warn", "error", "off"});
+            const std::string level =
+                log_in.choice("level", "info", {"debug", "info", "warn", "error", "off"});
             config.log_level = reactor::parse_log_level(level);
             log_in.finish();
             return 0;

@@ -21,7 +21,7 @@ struct ListenerConfig {
     reactor::Endpoint endpoint;
     int backlog = 1024;
     reactor::AcceptMode accept = reactor::AcceptMode::reuse_port;
-    std::string protocol;           // registry name
+    std::string protocol;             // registry name
     nlohmann::json protocol_options;  // the protocol object without "name"
     std::string app;
     nlohmann::json app_options;  // the app object without "name"

@@ -21,14 +21,15 @@ namespace {
 constexpr int kExitConfig = 2;
 
 void print_usage(std::FILE* to) {
-    std::fprintf(to,
-                 "usage: reactord [--config FILE] [--check-config FILE] [--console] [--help] [--version]\n"
-                 "\n"
-                 "  --config FILE        run with this JSON configuration (default: the embedded demo)\n"
-                 "  --check-config FILE  validate the configuration, print the problem if any, exit 0 or 2\n"
-                 "  --print-default      print the embedded default configuration\n"
-                 "  --console            also read admin commands from stdin\n"
-                 "  --help, --version\n");
+    std::fprintf(
+        to,
+        "usage: reactord [--config FILE] [--check-config FILE] [--console] [--help] [--version]\n"
+        "\n"
+        "  --config FILE        run with this JSON configuration (default: the embedded demo)\n"
+        "  --check-config FILE  validate the configuration, print the problem if any, exit 0 or 2\n"
+        "  --print-default      print the embedded default configuration\n"
+        "  --console            also read admin commands from stdin\n"
+        "  --help, --version\n");
 }
 
 bool read_file(const std::string& path, std::string& out) {
@@ -74,7 +75,8 @@ int main(int argc, char** argv) {
 
     std::string text = reactord::default_config_text();
     if (!config_path.empty() && !read_file(config_path, text)) {
-        std::fprintf(stderr, "reactord: cannot read %s: %s\n", config_path.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "reactord: cannot read %s: %s\n", config_path.c_str(),
+                     std::strerror(errno));
         return kExitConfig;
     }
     const std::string source = config_path.empty() ? "default config" : config_path;

@@ -8,7 +8,9 @@
 namespace reactor {
 
 namespace {
-evbuffer* eb(void* handle) { return static_cast<evbuffer*>(handle); }
+evbuffer* eb(void* handle) {
+    return static_cast<evbuffer*>(handle);
+}
 }  // namespace
 
 Buffer::Buffer() : handle_(evbuffer_new()), owned_(true) {
@@ -24,17 +26,25 @@ Buffer::Buffer(Buffer&& other) noexcept : handle_(other.handle_), owned_(other.o
     other.owned_ = false;
 }
 
-Buffer Buffer::borrow(void* evbuffer_handle) { return Buffer(evbuffer_handle, false); }
+Buffer Buffer::borrow(void* evbuffer_handle) {
+    return Buffer(evbuffer_handle, false);
+}
 
-std::size_t Buffer::size() const { return evbuffer_get_length(eb(handle_)); }
+std::size_t Buffer::size() const {
+    return evbuffer_get_length(eb(handle_));
+}
 
-void Buffer::append(std::string_view bytes) { append(bytes.data(), bytes.size()); }
+void Buffer::append(std::string_view bytes) {
+    append(bytes.data(), bytes.size());
+}
 
 void Buffer::append(const void* data, std::size_t n) {
     if (n != 0 && evbuffer_add(eb(handle_), data, n) != 0) throw std::bad_alloc();
 }
 
-void Buffer::append(Buffer& other) { evbuffer_add_buffer(eb(handle_), eb(other.handle_)); }
+void Buffer::append(Buffer& other) {
+    evbuffer_add_buffer(eb(handle_), eb(other.handle_));
+}
 
 std::string_view Buffer::peek(std::size_t n) {
     n = std::min(n, size());
@@ -69,7 +79,9 @@ std::size_t Buffer::find(std::string_view needle, std::size_t start, std::size_t
     return hit.pos < 0 ? npos : static_cast<std::size_t>(hit.pos);
 }
 
-void Buffer::drain(std::size_t n) { evbuffer_drain(eb(handle_), n); }
+void Buffer::drain(std::size_t n) {
+    evbuffer_drain(eb(handle_), n);
+}
 
 std::string Buffer::take(std::size_t n) {
     n = std::min(n, size());

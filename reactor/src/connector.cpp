@@ -40,7 +40,8 @@ void on_event(bufferevent* bev, short what, void* arg) {
     if (what & BEV_EVENT_CONNECTED) {
         const int fd = bufferevent_getfd(bev);
         int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on Unix sockets
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                     sizeof one);  // fails harmlessly on Unix sockets
         finish(pending, {});
     } else if (what & BEV_EVENT_TIMEOUT) {
         finish(pending, "connect to " + pending->peer + " timed out");
@@ -77,11 +78,13 @@ void connect_stream(EventLoop& loop, const Endpoint& endpoint, std::chrono::mill
     const timeval tv{static_cast<time_t>(timeout.count() / 1000),
                      static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
     bufferevent_set_timeouts(raw->bev.get(), nullptr, &tv);
-    if (bufferevent_socket_connect(raw->bev.get(), address.get(), static_cast<int>(address.length)) != 0) {
+    if (bufferevent_socket_connect(raw->bev.get(), address.get(),
+                                   static_cast<int>(address.length)) != 0) {
         const int err = errno;
         // Report from the loop, never from inside the caller.
         loop.defer([raw, err] {
-            finish(raw, "connect to " + raw->peer + " failed: " + std::system_category().message(err));
+            finish(raw,
+                   "connect to " + raw->peer + " failed: " + std::system_category().message(err));
         });
     }
 }

@@ -1,7 +1,7 @@
 #pragma once
 
-// Opens one outbound stream connection with a deadline. Internal; Server::connect is the public face.
-// Loop thread only.
+// Opens one outbound stream connection with a deadline. Internal; Server::connect is the public
+// face. Loop thread only.
 
 #include <chrono>
 #include <functional>
@@ -15,7 +15,8 @@ namespace reactor {
 
 // Called exactly once: with the connected bufferevent and the peer's description, or with a null
 // bufferevent and the error.
-using ConnectDone = std::function<void(BufferEventPtr bev, const std::string& peer, const std::string& error)>;
+using ConnectDone =
+    std::function<void(BufferEventPtr bev, const std::string& peer, const std::string& error)>;
 
 void connect_stream(EventLoop& loop, const Endpoint& endpoint, std::chrono::milliseconds timeout,
                     ConnectDone done);

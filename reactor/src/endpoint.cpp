@@ -21,7 +21,8 @@ Endpoint Endpoint::parse(const std::string& text) {
         port_text = text.substr(close + 2);
     } else {
         const auto colon = text.rfind(':');
-        if (colon == std::string::npos) throw std::invalid_argument("expected host:port, got '" + text + "'");
+        if (colon == std::string::npos)
+            throw std::invalid_argument("expected host:port, got '" + text + "'");
         host = text.substr(0, colon);
         port_text = text.substr(colon + 1);
     }
@@ -29,7 +30,8 @@ Endpoint Endpoint::parse(const std::string& text) {
     const auto* end = port_text.data() + port_text.size();
     const auto [ptr, ec] = std::from_chars(port_text.data(), end, port);
     if (host.empty() || port_text.empty() || ec != std::errc{} || ptr != end || port > 65535) {
-        throw std::invalid_argument("expected host:port with a port from 0 to 65535, got '" + text + "'");
+        throw std::invalid_argument("expected host:port with a port from 0 to 65535, got '" + text +
+                                    "'");
     }
     return tcp(host, static_cast<std::uint16_t>(port));
 }

@@ -33,5 +33,4 @@ using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;
 using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
 using EvBufferPtr = std::unique_ptr<evbuffer, EvBufferFree>;
 
-
 }  // namespace reactor

@@ -15,7 +15,7 @@ namespace {
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 
 void remove_stale_unix_socket(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
 }
 }  // namespace
@@ -39,7 +39,9 @@ Listener::Listener(EventLoop& loop, const Endpoint& endpoint, int backlog, std::
     local_ = endpoint.is_unix() ? endpoint : local_endpoint(evconnlistener_get_fd(listener_.get()));
 }
 
-Listener::~Listener() { close(); }
+Listener::~Listener() {
+    close();
+}
 
 void Listener::close() {
     retry_.cancel();
@@ -48,7 +50,8 @@ void Listener::close() {
     if (local_.is_unix()) ::unlink(local_.unix_path.c_str());
 }
 
-void Listener::on_accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* peer, int len, void* arg) {
+void Listener::on_accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* peer, int len,
+                            void* arg) {
     auto* self = static_cast<Listener*>(arg);
     if (self->descriptors_exhausted_) {
         self->descriptors_exhausted_ = false;
@@ -65,9 +68,9 @@ void Listener::on_error_cb(evconnlistener* lev, void* arg) {
         // again now would spin. Pause and retry on a timer until descriptors free up.
         if (!self->descriptors_exhausted_) {
             self->descriptors_exhausted_ = true;
-            log(LogLevel::warn, "listener=", self->name_, " accept paused: ",
-                std::system_category().message(err), "; retrying every ", kAcceptRetry.count(),
-                " ms");
+            log(LogLevel::warn, "listener=", self->name_,
+                " accept paused: ", std::system_category().message(err), "; retrying every ",
+                kAcceptRetry.count(), " ms");
         }
         evconnlistener_disable(lev);
         self->retry_ = self->loop_.run_after(kAcceptRetry, [self] {
@@ -75,8 +78,8 @@ void Listener::on_error_cb(evconnlistener* lev, void* arg) {
         });
         return;
     }
-    log(LogLevel::warn, "listener=", self->name_, " accept failed: ",
-        std::system_category().message(err));
+    log(LogLevel::warn, "listener=", self->name_,
+        " accept failed: ", std::system_category().message(err));
 }
 
 }  // namespace reactor

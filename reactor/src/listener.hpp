@@ -15,7 +15,7 @@
 namespace reactor {
 
 class Listener {
-public:
+  public:
     // fd is non-blocking and close-on-exec; the callee owns it.
     using AcceptFn = std::function<void(int fd, const sockaddr* peer, socklen_t peer_length)>;
 
@@ -28,8 +28,9 @@ public:
     const Endpoint& local() const { return local_; }
     void close();
 
-private:
-    static void on_accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* peer, int len, void* arg);
+  private:
+    static void on_accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* peer, int len,
+                             void* arg);
     static void on_error_cb(evconnlistener*, void* arg);
 
     EventLoop& loop_;

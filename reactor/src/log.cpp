@@ -13,19 +13,28 @@ std::atomic<LogLevel> g_level{LogLevel::info};
 
 const char* level_name(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "DEBUG";
-        case LogLevel::info: return "INFO";
-        case LogLevel::warn: return "WARN";
-        case LogLevel::error: return "ERROR";
-        case LogLevel::off: break;
+        case LogLevel::debug:
+            return "DEBUG";
+        case LogLevel::info:
+            return "INFO";
+        case LogLevel::warn:
+            return "WARN";
+        case LogLevel::error:
+            return "ERROR";
+        case LogLevel::off:
+            break;
     }
     return "OFF";
 }
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+void set_log_level(LogLevel level) {
+    g_level.store(level, std::memory_order_relaxed);
+}
 
-LogLevel log_level() { return g_level.load(std::memory_order_relaxed); }
+LogLevel log_level() {
+    return g_level.load(std::memory_order_relaxed);
+}
 
 LogLevel parse_log_level(std::string_view name) {
     if (name == "debug") return LogLevel::debug;
@@ -41,7 +50,8 @@ void log_line(LogLevel level, std::string_view text) {
     const auto now = std::chrono::system_clock::now();
     const std::time_t secs = std::chrono::system_clock::to_time_t(now);
     const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char stamp[32];

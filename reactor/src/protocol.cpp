@@ -7,7 +7,7 @@ namespace reactor {
 namespace {
 // Counts deliveries so the loop can tell "emitted without consuming" from progress.
 class CountingSink final : public MessageSink {
-public:
+  public:
     explicit CountingSink(MessageSink& inner) : inner_(inner) {}
     void deliver(Message& message) override {
         ++count;
@@ -17,7 +17,7 @@ public:
     void write_interim(std::string_view bytes) override { inner_.write_interim(bytes); }
     std::size_t count = 0;
 
-private:
+  private:
     MessageSink& inner_;
 };
 

@@ -10,7 +10,9 @@ void ProtocolRegistry::add(const std::string& name, Builder builder) {
     }
 }
 
-bool ProtocolRegistry::contains(const std::string& name) const { return builders_.count(name) != 0; }
+bool ProtocolRegistry::contains(const std::string& name) const {
+    return builders_.count(name) != 0;
+}
 
 std::vector<std::string> ProtocolRegistry::names() const {
     std::vector<std::string> out;

@@ -5,7 +5,7 @@ namespace reactor {
 namespace {
 
 class RawProtocol final : public Protocol {
-public:
+  public:
     Decoded decode(Buffer& in, MessageSink& out) override {
         const std::size_t n = in.size();
         Message message;
@@ -18,7 +18,7 @@ public:
 };
 
 class RawFactory final : public ProtocolFactory {
-public:
+  public:
     std::string_view name() const override { return "raw"; }
     std::unique_ptr<Protocol> create() const override { return std::make_unique<RawProtocol>(); }
 };

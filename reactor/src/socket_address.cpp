@@ -22,8 +22,8 @@ SocketAddress resolve(const Endpoint& endpoint) {
         }
         std::memcpy(un.sun_path, endpoint.unix_path.c_str(), endpoint.unix_path.size() + 1);
         std::memcpy(&out.storage, &un, sizeof un);
-        out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                            endpoint.unix_path.size() + 1);
+        out.length =
+            static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + endpoint.unix_path.size() + 1);
         return out;
     }
     addrinfo hints{};
@@ -58,9 +58,10 @@ std::string describe(const sockaddr* address, socklen_t length) {
         }
         case AF_UNIX: {
             const auto* un = reinterpret_cast<const sockaddr_un*>(address);
-            const auto path_len = length > offsetof(sockaddr_un, sun_path)
-                                      ? ::strnlen(un->sun_path, length - offsetof(sockaddr_un, sun_path))
-                                      : 0;
+            const auto path_len =
+                length > offsetof(sockaddr_un, sun_path)
+                    ? ::strnlen(un->sun_path, length - offsetof(sockaddr_un, sun_path))
+                    : 0;
             return "unix:" + std::string(un->sun_path, path_len);
         }
         default:

@@ -36,7 +36,7 @@ struct LoopCounters {
 };
 
 class TcpConnection final : public Connection, private MessageSink {
-public:
+  public:
     // Called once, after on_close, so the owner can schedule destruction.
     using ClosedFn = std::function<void(TcpConnection&)>;
 
@@ -62,7 +62,7 @@ public:
 
     ConnectionGroup& group() { return *group_; }
 
-private:
+  private:
     // MessageSink
     void deliver(Message& message) override;
     bool accepting() const override { return !closing_; }

@@ -1,5 +1,7 @@
 #include "reactor/version.hpp"
 
 namespace reactor {
-const char* version() { return REACTOR_VERSION; }
+const char* version() {
+    return REACTOR_VERSION;
+}
 }  // namespace reactor

@@ -1,7 +1,7 @@
 #pragma once
 
-// The operator's commands, shared by the admin listener and `reactord --console`. Safe from any loop
-// thread; the reply may come later and from another loop's thread (a listing asks every loop).
+// The operator's commands, shared by the admin listener and `reactord --console`. Safe from any
+// loop thread; the reply may come later and from another loop's thread (a listing asks every loop).
 
 #include <functional>
 #include <string>
@@ -13,7 +13,7 @@
 namespace reactord {
 
 class AdminCommands {
-public:
+  public:
     AdminCommands(reactor::Server& server, Stats& stats) : server_(server), stats_(stats) {}
 
     struct Reply {
@@ -26,7 +26,7 @@ public:
 
     static const char* help_text();
 
-private:
+  private:
     reactor::Server& server_;
     Stats& stats_;
 };

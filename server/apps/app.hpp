@@ -19,7 +19,7 @@
 namespace reactord {
 
 class App {
-public:
+  public:
     virtual ~App() = default;
     virtual void on_open(reactor::Connection& conn) { (void)conn; }
     virtual void on_message(reactor::Connection& conn, reactor::Message& message) = 0;
@@ -40,7 +40,8 @@ struct AppSpec {
     // Protocols the app can speak; empty means any framing protocol (messages are payloads).
     std::set<std::string> protocols;
     // Validates options (throwing reactor::ConfigError naming the option) and returns a builder.
-    std::function<std::function<std::unique_ptr<App>(AppContext&)>(const nlohmann::json& options)> prepare;
+    std::function<std::function<std::unique_ptr<App>(AppContext&)>(const nlohmann::json& options)>
+        prepare;
 };
 
 // The apps by name: echo, chat, kv, http, admin.

@@ -10,7 +10,7 @@ namespace {
 // and leaves are announced. Members may live on different loops: the set is guarded, and sends go
 // through the thread-safe Server::send.
 class ChatApp final : public App {
-public:
+  public:
     explicit ChatApp(AppContext& context) : server_(context.server) {}
 
     void on_open(reactor::Connection& conn) override {
@@ -34,7 +34,7 @@ public:
         announce(conn.id(), "* " + std::to_string(conn.id()) + " left");
     }
 
-private:
+  private:
     void announce(reactor::ConnectionId from, const std::string& text) {
         std::vector<reactor::ConnectionId> to;
         {

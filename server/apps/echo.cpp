@@ -5,7 +5,7 @@ namespace reactord {
 namespace {
 // Replies with each message, framed again by the listener's protocol.
 class EchoApp final : public App {
-public:
+  public:
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
         conn.send(message.payload);
         if (message.http != nullptr && !message.http->keep_alive) conn.close();

@@ -7,10 +7,11 @@ namespace {
 
 using reactor::protocols::HttpResponse;
 
-// Stateless apart from the shared counters, so safe on several loops at once. A small site: GET / (text), GET /json, POST /echo (the body back), GET /stats (counters as
-// JSON); HEAD wherever GET works; 404 and 405 otherwise.
+// Stateless apart from the shared counters, so safe on several loops at once. A small site: GET /
+// (text), GET /json, POST /echo (the body back), GET /stats (counters as JSON); HEAD wherever GET
+// works; 404 and 405 otherwise.
 class HttpApp final : public App {
-public:
+  public:
     explicit HttpApp(AppContext& context) : server_(context.server), stats_(context.stats) {}
 
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
@@ -48,7 +49,7 @@ public:
         if (!request.keep_alive) conn.close();
     }
 
-private:
+  private:
     static HttpResponse text(int status, std::string_view body) {
         HttpResponse r(status);
         r.header("Content-Type", "text/plain");

@@ -10,7 +10,7 @@ namespace reactor {
 // Backed by a libevent evbuffer, so appending, moving between buffers and searching do not copy the
 // whole content. Not thread-safe: a connection's buffers belong to its loop thread.
 class Buffer {
-public:
+  public:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     Buffer();
@@ -44,7 +44,7 @@ public:
     void* native_handle() const { return handle_; }
     Buffer(Buffer&& other) noexcept;
 
-private:
+  private:
     Buffer(void* handle, bool owned) : handle_(handle), owned_(owned) {}
     void* handle_;
     bool owned_;

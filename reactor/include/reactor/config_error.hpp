@@ -9,7 +9,7 @@ namespace reactor {
 // object that was being read ("max_line", "limits.output_limit"); whoever reads an enclosing object
 // prefixes its own part with prefixed().
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(std::string path, const std::string& problem)
         : std::runtime_error(problem), path_(std::move(path)), problem_(problem) {}
 
@@ -23,7 +23,7 @@ public:
         return ConfigError(path_.front() == '[' ? outer + path_ : outer + "." + path_, problem_);
     }
 
-private:
+  private:
     std::string path_;
     std::string problem_;
 };

@@ -44,7 +44,7 @@ struct ConnectionStats {
 // Server::send / Server::close with the connection's id. The object is destroyed by its loop after
 // on_close, never inside one of its own callbacks; keep the id, not the reference.
 class Connection {
-public:
+  public:
     virtual ~Connection() = default;
 
     virtual ConnectionId id() const = 0;

@@ -10,15 +10,15 @@ namespace reactor {
 class EventLoop;
 
 // A timer started by EventLoop::run_after / run_every. Copyable and cheap.
-// cancel() is safe from any thread, also after the timer fired or was cancelled; the handle must not
-// outlive its loop.
+// cancel() is safe from any thread, also after the timer fired or was cancelled; the handle must
+// not outlive its loop.
 class TimerHandle {
-public:
+  public:
     TimerHandle() = default;
     void cancel() const;
     bool valid() const { return loop_ != nullptr; }
 
-private:
+  private:
     friend class EventLoop;
     TimerHandle(EventLoop* loop, std::uint64_t id) : loop_(loop), id_(id) {}
     EventLoop* loop_ = nullptr;
@@ -31,7 +31,7 @@ private:
 // in_loop_thread() are safe from any thread. Everything else that takes an EventLoop& (connections,
 // listeners, servers) belongs to the loop thread.
 class EventLoop {
-public:
+  public:
     using Task = std::function<void()>;
 
     EventLoop();
@@ -41,8 +41,8 @@ public:
 
     // Runs until stop(). The calling thread becomes the loop thread for the duration.
     void run();
-    // Makes run() return once the tasks posted before it have run. Safe from any thread, also before
-    // run() starts (run() then returns at once after those tasks).
+    // Makes run() return once the tasks posted before it have run. Safe from any thread, also
+    // before run() starts (run() then returns at once after those tasks).
     void stop();
 
     // Queues fn to run on the loop thread. FIFO per producer thread; one wake-up per batch.
@@ -69,7 +69,7 @@ public:
     // The underlying event_base, for code inside the library. Not part of the public contract.
     void* native_handle() const;
 
-private:
+  private:
     friend class TimerHandle;
     void cancel_timer(std::uint64_t id);
     struct Impl;

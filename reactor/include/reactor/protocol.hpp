@@ -20,7 +20,7 @@ struct ProtocolError {
 
 // Result of one Protocol::decode call.
 class Decoded {
-public:
+  public:
     enum class Status { need_more, frame, error };
 
     static Decoded need_more() { return Decoded(Status::need_more, {}); }
@@ -32,7 +32,7 @@ public:
     Status status() const { return status_; }
     const ProtocolError& error() const { return error_; }
 
-private:
+  private:
     Decoded(Status s, ProtocolError e) : status_(s), error_(std::move(e)) {}
     Status status_;
     ProtocolError error_;
@@ -40,7 +40,7 @@ private:
 
 // Where a protocol hands its decoded messages.
 class MessageSink {
-public:
+  public:
     virtual ~MessageSink() = default;
     virtual void deliver(Message& message) = 0;
     // False once the receiver stops taking messages (its connection is closing): decoding stops.
@@ -55,20 +55,23 @@ public:
 // The framing contract:
 //  - decode() looks at the front of `in`. With a whole frame there, it builds the Message, calls
 //    out.deliver() once, then drains exactly that frame's bytes and returns frame(). Views in the
-//    Message may point into `in` (use Buffer::peek to pull up only the frame), which is why the bytes
-//    are drained only after deliver() returns.
-//  - With only part of a frame, it consumes nothing and returns need_more(); the bytes stay buffered.
-//    A protocol may also consume bytes without delivering (a skipped keep-alive, a discarded prefix)
-//    and return frame().
+//    Message may point into `in` (use Buffer::peek to pull up only the frame), which is why the
+//    bytes are drained only after deliver() returns.
+//  - With only part of a frame, it consumes nothing and returns need_more(); the bytes stay
+//  buffered.
+//    A protocol may also consume bytes without delivering (a skipped keep-alive, a discarded
+//    prefix) and return frame().
 //  - The framework calls decode() again while it returns frame() and bytes remain, so every
 //    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug in
 //    the protocol (asserted in debug builds, and the connection is closed).
-//  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length passes
+//  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length
+//  passes
 //    the limit, decode() returns fail() without waiting for the rest of the frame.
-//  - fail() closes the connection with reason "protocol error" after writing the optional last reply.
+//  - fail() closes the connection with reason "protocol error" after writing the optional last
+//  reply.
 //  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
 class Protocol {
-public:
+  public:
     virtual ~Protocol() = default;
 
     virtual Decoded decode(Buffer& in, MessageSink& out) = 0;
@@ -89,7 +92,7 @@ public:
 // Builds the protocol instance of each connection; made once from configuration, shared by every
 // connection of a listener. create() is safe from any thread.
 class ProtocolFactory {
-public:
+  public:
     virtual ~ProtocolFactory() = default;
     virtual std::string_view name() const = 0;
     virtual std::unique_ptr<Protocol> create() const = 0;

@@ -24,7 +24,7 @@ struct ProtocolConfig {
 // ("max_line: expected a positive integer"), and returns the factory shared by all connections.
 // Not thread-safe: fill it before serving.
 class ProtocolRegistry {
-public:
+  public:
     using Builder = std::function<std::shared_ptr<const ProtocolFactory>(const ProtocolConfig&)>;
 
     // Throws std::invalid_argument when the name is taken.
@@ -35,7 +35,7 @@ public:
     std::shared_ptr<const ProtocolFactory> build(const std::string& name,
                                                  const ProtocolConfig& config) const;
 
-private:
+  private:
     std::map<std::string, Builder> builders_;
 };
 

@@ -27,10 +27,10 @@ struct Handlers {
 
 // Per-connection limits. Zero disables a limit.
 struct ConnectionLimits {
-    std::size_t max_connections = 0;       // per listener; extra connections get busy_notice()
+    std::size_t max_connections = 0;            // per listener; extra connections get busy_notice()
     std::chrono::milliseconds idle_timeout{0};  // no complete message for this long: close
     std::size_t output_high_water = 4 << 20;    // pending output above this: stop reading
-    std::size_t output_limit = 64 << 20;        // pending output above this: close (output overflow)
+    std::size_t output_limit = 64 << 20;  // pending output above this: close (output overflow)
 };
 
 // How a listener spreads connections over the server's loops (no difference with one loop).
@@ -43,7 +43,7 @@ struct ListenOptions {
     std::string name = "default";
     Endpoint endpoint;
     int backlog = 1024;
-    AcceptMode accept = AcceptMode::reuse_port;  // Unix sockets always use round_robin
+    AcceptMode accept = AcceptMode::reuse_port;       // Unix sockets always use round_robin
     std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
     Handlers handlers;
     ConnectionLimits limits;
@@ -85,7 +85,7 @@ struct LoopStats {
 // find() and for_each() see the calling loop's own connections. Destroy the server on loop 0's
 // thread or after loop 0 stopped.
 class Server {
-public:
+  public:
     explicit Server(EventLoop& loop, unsigned threads = 1);
     ~Server();
     Server(const Server&) = delete;
@@ -131,7 +131,7 @@ public:
 
     EventLoop& loop() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
