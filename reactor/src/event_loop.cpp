@@ -1,6 +1,7 @@
 #include "reactor/event_loop.hpp"
 
 #include <event2/event.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -144,7 +145,23 @@ void EventLoop::Impl::start_timer(std::uint64_t id, std::chrono::milliseconds af
     timers.emplace(id, std::move(timer));
 }
 
+namespace {
+// Writing to a socket whose peer has gone raises SIGPIPE, which by default kills the process; the
+// loop reports that write as an error on its connection instead. Done once, and only when nobody
+// chose a disposition for SIGPIPE already.
+void ignore_sigpipe_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction current {};
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+            ::signal(SIGPIPE, SIG_IGN);
+        }
+    });
+}
+}  // namespace
+
 EventLoop::EventLoop() : impl_(std::make_unique<Impl>()) {
+    ignore_sigpipe_once();
     impl_->self = this;
     // Not EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent re-arms a timerfd on every loop iteration
     // while any timer is pending (a syscall per request). Its default coarse clock can fire a timer

@@ -26,6 +26,8 @@ class TimerHandle {
 };
 
 // One event loop (a libevent event_base) driven by one thread: the thread inside run().
+// The first EventLoop of a process sets SIGPIPE to ignored unless the program chose a disposition
+// for it: a peer that goes away must close its connection, not kill the process.
 //
 // Threading: post(), run_in_loop(), stop(), run_after(), run_every(), TimerHandle::cancel() and
 // in_loop_thread() are safe from any thread. Everything else that takes an EventLoop& (connections,
