@@ -10,9 +10,8 @@ Options::Options(const nlohmann::json& json) : json_(json) {
 
 std::uint64_t Options::integer(const std::string& key, std::uint64_t fallback, std::uint64_t min,
                                std::uint64_t max) {
-    read_.insert(key);
-    const auto it = json_.find(key);
-    if (it == json_.end()) return fallback;
+    const nlohmann::json* it = get(key);
+    if (it == nullptr) return fallback;
     const std::string expected =
         "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
     if (!it->is_number_integer()) throw ConfigError(key, expected);
@@ -30,9 +29,8 @@ std::uint64_t Options::integer(const std::string& key, std::uint64_t fallback, s
 
 std::int64_t Options::signed_integer(const std::string& key, std::int64_t fallback,
                                      std::int64_t min, std::int64_t max) {
-    read_.insert(key);
-    const auto it = json_.find(key);
-    if (it == json_.end()) return fallback;
+    const nlohmann::json* it = get(key);
+    if (it == nullptr) return fallback;
     const std::string expected =
         "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
     if (!it->is_number_integer()) throw ConfigError(key, expected);
@@ -47,17 +45,15 @@ std::int64_t Options::signed_integer(const std::string& key, std::int64_t fallba
 }
 
 bool Options::boolean(const std::string& key, bool fallback) {
-    read_.insert(key);
-    const auto it = json_.find(key);
-    if (it == json_.end()) return fallback;
+    const nlohmann::json* it = get(key);
+    if (it == nullptr) return fallback;
     if (!it->is_boolean()) throw ConfigError(key, "expected true or false");
     return it->get<bool>();
 }
 
 std::string Options::string(const std::string& key, const std::string& fallback) {
-    read_.insert(key);
-    const auto it = json_.find(key);
-    if (it == json_.end()) return fallback;
+    const nlohmann::json* it = get(key);
+    if (it == nullptr) return fallback;
     if (!it->is_string()) throw ConfigError(key, "expected a string");
     return it->get<std::string>();
 }

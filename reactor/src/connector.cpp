@@ -75,8 +75,7 @@ void connect_stream(EventLoop& loop, const Endpoint& endpoint, std::chrono::mill
                                               BEV_OPT_CLOSE_ON_FREE));
     auto* raw = pending.release();
     bufferevent_setcb(raw->bev.get(), nullptr, nullptr, &on_event, raw);
-    const timeval tv{static_cast<time_t>(timeout.count() / 1000),
-                     static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    const timeval tv = to_timeval(timeout);
     bufferevent_set_timeouts(raw->bev.get(), nullptr, &tv);
     if (bufferevent_socket_connect(raw->bev.get(), address.get(),
                                    static_cast<int>(address.length)) != 0) {

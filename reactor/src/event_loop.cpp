@@ -102,8 +102,7 @@ struct EventLoop::Impl {
 };
 
 void EventLoop::Impl::arm(Timer& timer, std::chrono::steady_clock::duration after) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(after).count();
-    const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    const timeval tv = to_timeval(std::chrono::duration_cast<std::chrono::microseconds>(after));
     event_add(timer.event.get(), &tv);
 }
 

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <chrono>
 #include <memory>
 
 namespace reactor {
@@ -32,5 +33,11 @@ using EventPtr = std::unique_ptr<event, EventFree>;
 using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;
 using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
 using EvBufferPtr = std::unique_ptr<evbuffer, EvBufferFree>;
+
+// libevent's timeouts are timevals.
+inline timeval to_timeval(std::chrono::microseconds after) {
+    const auto us = after.count();
+    return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+}
 
 }  // namespace reactor

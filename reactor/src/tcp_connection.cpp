@@ -22,10 +22,6 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // A closing connection whose peer does not read its last bytes is dropped after this long.
 constexpr std::chrono::seconds kFlushTimeout{10};
 
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{static_cast<time_t>(ms.count() / 1000),
-                   static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
 }  // namespace
 
 std::string_view to_string(CloseReason reason) {
