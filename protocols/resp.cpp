@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
 
 #include "builtin.hpp"
@@ -167,39 +168,64 @@ std::shared_ptr<const ProtocolFactory> make_resp(const ProtocolConfig& config) {
 }
 
 Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
+    front_ = in.contiguous_front();
+    available_ = in.size();
     if (request_ == Request::unknown) {
         char first = 0;
-        if (in.copy_out(0, &first, 1) == 0) return Decoded::need_more();
+        if (!byte_at(in, 0, first)) return Decoded::need_more();
         request_ = first == '*' ? Request::multibulk : Request::inline_command;
     }
     return request_ == Request::multibulk ? decode_multibulk(in, out) : decode_inline(in, out);
 }
 
-std::size_t RespProtocol::find_line_end(const Buffer& in, std::string_view ending) {
+bool RespProtocol::byte_at(const Buffer& in, std::size_t offset, char& c) const {
+    if (offset < front_.size()) {
+        c = front_[offset];
+        return true;
+    }
+    return in.copy_out(offset, &c, 1) == 1;
+}
+
+std::size_t RespProtocol::find_line_end(const Buffer& in, char ending) {
     // Only a line no longer than max_inline can be legal, so the search stops there; bytes
     // searched on an earlier read are not searched again.
-    const std::size_t limit = cursor_ + settings_.max_inline + 1;
-    const std::size_t at = in.find(ending, std::max(scan_from_, cursor_), limit);
-    scan_from_ = at == Buffer::npos ? std::min(in.size(), limit) : at;
+    const std::size_t from = std::max(scan_from_, cursor_);
+    const std::size_t limit = std::min(cursor_ + settings_.max_inline + 1, available_);
+    std::size_t at = Buffer::npos;
+    if (limit <= front_.size()) {
+        const void* hit =
+            from < limit ? std::memchr(front_.data() + from, ending, limit - from) : nullptr;
+        if (hit != nullptr)
+            at = static_cast<std::size_t>(static_cast<const char*>(hit) - front_.data());
+    } else {
+        at = in.find(std::string_view(&ending, 1), from, limit);
+    }
+    scan_from_ = at == Buffer::npos ? limit : at;
     return at;
 }
 
 RespProtocol::CountLine RespProtocol::read_count_line(const Buffer& in) {
     CountLine line{CountLine::Status::incomplete};
-    const std::size_t cr = find_line_end(in, "\r");
+    const std::size_t cr = find_line_end(in, '\r');
     if (cr == Buffer::npos) {
-        if (in.size() - cursor_ > settings_.max_inline) line.status = CountLine::Status::too_long;
+        if (available_ - cursor_ > settings_.max_inline) line.status = CountLine::Status::too_long;
         return line;
     }
     // Redis wants one more byte, the "\n", without checking it.
-    if (cr + 1 >= in.size()) return line;
+    if (cr + 1 >= available_) return line;
     line.status = CountLine::Status::done;
     line.next = cr + 2;
     const std::size_t digits = cr - cursor_ - 1;  // after the type byte
     if (digits > kMaxCountDigits) return line;
-    std::array<char, kMaxCountDigits> text{};
-    in.copy_out(cursor_ + 1, text.data(), digits);
-    line.valid = parse_count(std::string_view(text.data(), digits), line.value);
+    std::array<char, kMaxCountDigits> copy;
+    std::string_view text;
+    if (cr <= front_.size()) {
+        text = front_.substr(cursor_ + 1, digits);
+    } else {
+        in.copy_out(cursor_ + 1, copy.data(), digits);
+        text = std::string_view(copy.data(), digits);
+    }
+    line.valid = parse_count(text, line.value);
     return line;
 }
 
@@ -226,7 +252,7 @@ Decoded RespProtocol::decode_multibulk(Buffer& in, MessageSink& out) {
     while (args_left_ > 0) {
         if (bulk_length_ < 0) {
             char type = 0;
-            if (in.copy_out(cursor_, &type, 1) == 0) return Decoded::need_more();
+            if (!byte_at(in, cursor_, type)) return Decoded::need_more();
             // Checked before the line ends, so garbage fails at its first byte.
             if (type != '$') return protocol_error(std::string("expected '$', got '") + type + "'");
             const CountLine length = read_count_line(in);
@@ -246,7 +272,7 @@ Decoded RespProtocol::decode_multibulk(Buffer& in, MessageSink& out) {
             }
         }
         const auto bulk = static_cast<std::size_t>(bulk_length_);
-        if (in.size() < cursor_ + bulk + 2) return Decoded::need_more();
+        if (available_ < cursor_ + bulk + 2) return Decoded::need_more();
         spans_.emplace_back(cursor_, bulk);
         cursor_ += bulk + 2;
         bulk_length_ = -1;
@@ -259,9 +285,9 @@ Decoded RespProtocol::decode_multibulk(Buffer& in, MessageSink& out) {
 }
 
 Decoded RespProtocol::decode_inline(Buffer& in, MessageSink& out) {
-    const std::size_t lf = find_line_end(in, "\n");
+    const std::size_t lf = find_line_end(in, '\n');
     if (lf == Buffer::npos) {
-        if (in.size() > settings_.max_inline) return protocol_error("too big inline request");
+        if (available_ > settings_.max_inline) return protocol_error("too big inline request");
         return Decoded::need_more();
     }
     std::string_view line = in.peek(lf + 1).substr(0, lf);

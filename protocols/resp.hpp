@@ -59,8 +59,10 @@ class RespProtocol final : public Protocol {
 
     Decoded decode_multibulk(Buffer& in, MessageSink& out);
     Decoded decode_inline(Buffer& in, MessageSink& out);
+    // The byte at offset of in, if there is one.
+    bool byte_at(const Buffer& in, std::size_t offset, char& c) const;
     // Position of ending in the line starting at the cursor, or npos.
-    std::size_t find_line_end(const Buffer& in, std::string_view ending);
+    std::size_t find_line_end(const Buffer& in, char ending);
     CountLine read_count_line(const Buffer& in);
     // Hands over the arguments in spans_ (offsets into arg_bytes), then drains the request.
     Decoded deliver(Buffer& in, MessageSink& out, std::string_view arg_bytes,
@@ -74,6 +76,10 @@ class RespProtocol final : public Protocol {
     std::size_t scan_from_ = 0;  // the current line holds no ending before this offset
     std::int64_t args_left_ = 0;
     std::int64_t bulk_length_ = -1;
+    // in.contiguous_front() as of the current decode call: lines and bytes that lie inside it are
+    // read in place, which is nearly always, since a read lands in one chunk.
+    std::string_view front_;
+    std::size_t available_ = 0;  // in.size() as of the current decode call
     std::vector<std::pair<std::size_t, std::size_t>> spans_;  // offset and size of each argument
     std::vector<std::string_view> args_;
     std::string inline_args_;  // unquoted inline arguments, back to back

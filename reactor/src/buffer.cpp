@@ -53,6 +53,12 @@ std::string_view Buffer::peek(std::size_t n) {
     return {reinterpret_cast<const char*>(p), n};
 }
 
+std::string_view Buffer::contiguous_front() const {
+    evbuffer_iovec first{};
+    if (evbuffer_peek(eb(handle_), -1, nullptr, &first, 1) < 1) return {};
+    return {static_cast<const char*>(first.iov_base), first.iov_len};
+}
+
 std::size_t Buffer::copy_out(std::size_t offset, void* out, std::size_t n) const {
     const std::size_t len = size();
     if (offset >= len || n == 0) return 0;

@@ -80,6 +80,18 @@ TEST_CASE("peek makes a prefix that spans chunks contiguous") {
     CHECK(buffer.to_string() == "abcdefghijkl");
 }
 
+TEST_CASE("contiguous_front is the first chunk, read in place") {
+    Buffer buffer;
+    CHECK(buffer.contiguous_front().empty());
+    append_as_chunks(buffer, {"abc", "def"});
+    CHECK(buffer.contiguous_front() == "abc");
+    buffer.drain(1);
+    CHECK(buffer.contiguous_front() == "bc");
+    buffer.drain(2);
+    CHECK(buffer.contiguous_front() == "def");
+    CHECK(buffer.peek(3).data() == buffer.contiguous_front().data());  // no copy was made
+}
+
 TEST_CASE("find with bounds") {
     Buffer buffer;
     buffer.append("one\r\ntwo\r\nthree\r\n");

@@ -29,6 +29,10 @@ class Buffer {
     // A contiguous view of the first n bytes (n is clamped to size()). Only those bytes are made
     // contiguous. The view is valid until the buffer is next modified.
     std::string_view peek(std::size_t n);
+    // The bytes at the front that already lie contiguous in memory (possibly fewer than size()),
+    // without pulling anything up: decoders scan these in place and fall back to find/copy_out for
+    // what lies beyond. Valid until the buffer is next modified.
+    std::string_view contiguous_front() const;
     // Copies up to n bytes starting at offset into out, returns how many were copied. No pull-up.
     std::size_t copy_out(std::size_t offset, void* out, std::size_t n) const;
     // Position of needle in [start, end) (end clamped to size()), or npos. No pull-up.
