@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -15,9 +17,13 @@ namespace {
 namespace resp = reactor::protocols::resp;
 using Args = std::span<const std::string_view>;
 
+char ascii_lower(char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
 std::string lower(std::string_view s) {
     std::string out(s);
-    for (auto& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    for (auto& c : out) c = ascii_lower(c);
     return out;
 }
 
@@ -47,9 +53,14 @@ class KvApp final : public App {
     void on_command(Call& call, reactor::Connection& conn, Args args) {
         std::string& reply_ = call.reply;
         if (args.empty()) return;
-        const std::string name = lower(args[0]);
-        const auto it = commands().find(name);
-        if (it == commands().end()) {
+        // Lower-cased in place: the longest command name is far shorter than this.
+        std::array<char, 16> name_bytes;
+        const std::size_t name_size = std::min(args[0].size(), name_bytes.size());
+        for (std::size_t i = 0; i < name_size; ++i) name_bytes[i] = ascii_lower(args[0][i]);
+        const std::string_view name(name_bytes.data(), name_size);
+        const auto& table = commands();
+        const auto it = args[0].size() <= name_bytes.size() ? table.find(name) : table.end();
+        if (it == table.end()) {
             std::string text =
                 "ERR unknown command '" + std::string(args[0]) + "', with args beginning with: ";
             for (std::size_t i = 1; i < args.size(); ++i) text += "'" + std::string(args[i]) + "' ";
@@ -57,7 +68,8 @@ class KvApp final : public App {
         } else if (const int arity = it->second.arity;
                    (arity > 0 && static_cast<int>(args.size()) != arity) ||
                    (arity < 0 && static_cast<int>(args.size()) < -arity)) {
-            resp::append_error(reply_, "ERR wrong number of arguments for '" + name + "' command");
+            resp::append_error(
+                reply_, "ERR wrong number of arguments for '" + std::string(name) + "' command");
         } else {
             std::lock_guard lock(store_mutex_);
             it->second.run(*this, call, conn, args);
@@ -69,8 +81,8 @@ class KvApp final : public App {
         std::function<void(KvApp&, Call&, reactor::Connection&, Args)> run;
     };
 
-    static const std::map<std::string, Command>& commands() {
-        static const std::map<std::string, Command> table = {
+    static const std::map<std::string, Command, std::less<>>& commands() {
+        static const std::map<std::string, Command, std::less<>> table = {
             {"ping", {-1, [](KvApp& a, Call& c, auto&, Args args) { a.ping(c.reply, args); }}},
             {"echo",
              {2, [](KvApp&, Call& c, auto&, Args args) { resp::append_bulk(c.reply, args[1]); }}},
