@@ -1,5 +1,6 @@
 #include "http_response.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -13,6 +14,11 @@ namespace {
 bool is_token_char(char c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// find_first_of("\r\n") would call memchr once per character.
+bool has_line_break(std::string_view text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n'; });
 }
 
 void append_number(std::string& out, std::size_t value) {
@@ -114,7 +120,7 @@ void append_http_head(std::string& out, int status, std::string_view reason,
 HttpResponse::HttpResponse(int status, std::string_view reason)
     : status_(status), reason_(reason.empty() ? http_reason_phrase(status) : reason) {
     if (status < 100 || status > 999) throw std::invalid_argument("HTTP status out of range");
-    if (reason_.find_first_of("\r\n") != std::string::npos) {
+    if (has_line_break(reason_)) {
         throw std::invalid_argument("HTTP reason phrase with CR or LF");
     }
 }
@@ -124,7 +130,7 @@ HttpResponse& HttpResponse::header(std::string_view name, std::string_view value
     for (const char c : name) {
         if (!is_token_char(c)) throw std::invalid_argument("malformed HTTP header name");
     }
-    if (value.find_first_of("\r\n") != std::string_view::npos) {
+    if (has_line_break(value)) {
         throw std::invalid_argument("HTTP header value with CR or LF");
     }
     if (ascii_iequals(name, "Date") || ascii_iequals(name, "Content-Length")) {
