@@ -16,6 +16,11 @@ REACTORD = os.environ.get("REACTORD", "reactord")
 DEADLINE = 10.0
 
 LISTENING = re.compile(r"listener=(\S+) listening on (\S+) ")
+# What AddressSanitizer, LeakSanitizer, ThreadSanitizer and UndefinedBehaviorSanitizer print when they
+# find something (a log line of the server's own, which starts with its timestamp, is never one).
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|"
+    r"^(?!\d{4}-\d\d-\d\dT).*runtime error: ")
 
 
 class Process:
@@ -73,6 +78,26 @@ class Process:
             reader.join(timeout)
         return code
 
+    def sanitizer_reports(self):
+        """The stderr lines in which a sanitizer reported an error (none in an ordinary build).
+
+        One kind is left out: UBSan's vptr check reads memory through a pipe, so a process out of
+        descriptors gets "invalid vptr" reports whose memory "cannot be printed" for objects that
+        are fine. Those are not counted when the process reported running out of descriptors."""
+        with self._changed:
+            lines = list(self.lines["stderr"])
+        out_of_fds = any("Too many open files" in line for line in lines)
+        reports = []
+        for i, line in enumerate(lines):
+            if not SANITIZER_REPORT.search(line):
+                continue
+            unverifiable = (out_of_fds and "runtime error: " in line and
+                            any("object has invalid vptr" in l for l in lines[i + 1:i + 3]) and
+                            any("<memory cannot be printed>" in l for l in lines[i + 1:i + 4]))
+            if not unverifiable:
+                reports.append(line)
+        return reports
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -105,9 +130,26 @@ class Reactord(Process):
         self.proc.send_signal(sig)
         return self.finish()
 
-    def cleanup(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def cleanup(self, timeout=60):
+        """Stops a server still running with SIGTERM, as an operator would, so that a leak checker
+        gets to report at exit; fails if that stop is not clean (exit status 0) or if a sanitizer
+        reported anything during the server's life."""
+        try:
+            code = None
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                code = self.finish(timeout)  # kills and fails when the drain does not end
+        finally:
+            self.kill()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        reports = self.sanitizer_reports()
+        if reports:
+            raise AssertionError(f"{len(reports)} sanitizer reports from reactord, the first:\n" +
+                                 reports[0] + "\nthe end of its log:\n" +
+                                 "\n".join(self.lines["stderr"][-60:]))
+        if code not in (None, 0):
+            raise AssertionError(f"reactord exited with {code} after SIGTERM:\n" +
+                                 "\n".join(self.lines["stderr"][-30:]))
 
 
 def connect(port, host="127.0.0.1", timeout=DEADLINE):
@@ -143,6 +185,51 @@ def recv_to_eof(sock):
         if not chunk:
             return out
         out += chunk
+
+
+def wait_until(predicate, timeout=DEADLINE, what="the condition"):
+    """Polls predicate until it returns something true, which is returned; fails at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)  # polling interval: the server offers no event to wait on
+
+
+class AdminConsole:
+    """A session on reactord's admin console."""
+
+    def __init__(self, port, token=None, timeout=DEADLINE):
+        self.sock = connect(port, timeout=timeout)
+        self.greeting = recv_until(self.sock, b"\n")
+        if token is not None:
+            self.sock.sendall(b"auth " + token.encode() + b"\n")
+            reply = recv_until(self.sock, b"\n")
+            if reply != b"OK\n":
+                raise AssertionError(f"auth refused: {reply!r}")
+
+    def command(self, line, terminator=b"\n"):
+        self.sock.sendall(line.encode() + b"\n")
+        return recv_until(self.sock, terminator).decode()
+
+    def connections(self):
+        """{id: (listener, peer, {"in": bytes in, "out": bytes out})} from the list command."""
+        rows = {}
+        for row in self.command("list", b" connections\n").splitlines()[:-1]:
+            fields = row.split()
+            counts = dict(f.split("=", 1) for f in fields[3:] if "=" in f)
+            rows[int(fields[0])] = (fields[1], fields[2],
+                                    {"in": int(counts["in"]), "out": int(counts["out"])})
+        return rows
+
+    def stats(self):
+        return json.loads(self.command("stats"))
+
+    def close(self):
+        self.sock.close()
 
 
 def listener(name, protocol, app, **extra):
