@@ -94,8 +94,6 @@ int Daemon::run(bool console) {
         options.accept = entry.config.accept;
         options.handlers.on_open = [app, stats](reactor::Connection& conn) {
             stats->opened(conn);
-            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(),
-                         " conn=", conn.id(), " open peer=", conn.peer());
             app->on_open(conn);
         };
         options.handlers.on_message = [app, stats](reactor::Connection& conn, reactor::Message& m) {
@@ -105,8 +103,6 @@ int Daemon::run(bool console) {
         options.handlers.on_close = [app, stats](reactor::Connection& conn,
                                                  reactor::CloseReason why) {
             stats->closed(conn, why);
-            reactor::log(reactor::LogLevel::debug, "listener=", conn.listener(),
-                         " conn=", conn.id(), " closed: ", reactor::to_string(why));
             app->on_close(conn, why);
         };
         server_->listen(std::move(options));
