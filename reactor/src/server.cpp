@@ -35,6 +35,8 @@ struct Shard {
     std::unique_ptr<EventLoop> owned_loop;  // loops 1..n-1, run by `thread`
     std::thread thread;
     std::unordered_map<ConnectionId, std::unique_ptr<TcpConnection>> live;
+    // Closed connections whose sockets still linger (see TcpConnection::linger).
+    std::unordered_map<ConnectionId, std::unique_ptr<TcpConnection>> lingering;
     std::vector<std::unique_ptr<Listener>> listeners;
     LoopCounters counters;
     TimerHandle lag_probe;
@@ -142,7 +144,13 @@ struct Server::Impl {
         Shard* where = &shard;
         auto conn = std::make_unique<TcpConnection>(
             *shard.loop, shard.counters, id, std::move(bev), std::move(peer), group,
-            [this, where](TcpConnection& closed) { retire(*where, closed.id()); });
+            [this, where](TcpConnection& ended, TcpConnection::Ending how) {
+                if (how == TcpConnection::Ending::closed) {
+                    retire(*where, ended.id());
+                } else {
+                    release(*where, ended.id());
+                }
+            });
         auto* raw = conn.get();
         shard.live.emplace(id, std::move(conn));
         {
@@ -155,7 +163,7 @@ struct Server::Impl {
         return id;
     }
 
-    // The connection finished closing: forget its id now, destroy it after this callback.
+    // The connection closed: its id is forgotten now; the object waits for its release.
     void retire(Shard& shard, ConnectionId id) {
         {
             std::lock_guard lock(ids_mutex);
@@ -163,10 +171,20 @@ struct Server::Impl {
         }
         const auto it = shard.live.find(id);
         if (it == shard.live.end()) return;
-        auto* doomed = it->second.release();
+        shard.lingering.emplace(id, std::move(it->second));
         shard.live.erase(it);
+    }
+
+    // The connection's socket is done with: destroy it after this callback.
+    void release(Shard& shard, ConnectionId id) {
+        const auto it = shard.lingering.find(id);
+        if (it == shard.lingering.end()) return;
+        auto* doomed = it->second.release();
+        shard.lingering.erase(it);
         shard.loop->defer([doomed] { delete doomed; });
-        if (shutting_down.load() && shard.live.empty()) shard_drained(shard);
+        if (shutting_down.load() && shard.live.empty() && shard.lingering.empty()) {
+            shard_drained(shard);
+        }
     }
 
     void shard_drained(Shard& shard) {
@@ -276,6 +294,7 @@ Server::~Server() {
             for (auto& listener : s->listeners) listener->close();
             s->listeners.clear();
             s->live.clear();
+            s->lingering.clear();
         };
         if (s->index == 0) {
             drop();
@@ -488,7 +507,7 @@ void Server::shutdown(std::function<void()> done) {
         Impl* impl = impl_.get();
         impl_->on_shard(*shard, [impl, shard] {
             for (auto& listener : shard->listeners) listener->close();
-            if (shard->live.empty()) {
+            if (shard->live.empty() && shard->lingering.empty()) {
                 impl->shard_drained(*shard);
                 return;
             }

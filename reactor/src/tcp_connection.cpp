@@ -1,11 +1,15 @@
 #include "tcp_connection.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
@@ -13,14 +17,18 @@
 namespace reactor {
 
 namespace {
-// libevent 2.1's evbuffer_read takes at most 4 KiB per call (EVBUFFER_MAX_READ), whatever
-// bufferevent_set_max_single_read asks for: a 64 KiB frame would cost 16 loop iterations. When its
-// read fills that cap, the connection reads on by itself, up to kMaxSingleRead per callback.
-constexpr std::size_t kLibeventReadCap = 4096;
+// The connection reads its socket itself rather than through the bufferevent: libevent 2.1's
+// evbuffer_read asks ioctl(FIONREAD) before every read and takes at most 4 KiB per call
+// (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
+// to kMaxSingleRead, so one busy peer cannot hold the loop.
 constexpr std::size_t kMaxSingleRead = 256 * 1024;
 constexpr std::size_t kReadChunk = 64 * 1024;
 // A closing connection whose peer does not read its last bytes is dropped after this long.
 constexpr std::chrono::seconds kFlushTimeout{10};
+// After its last byte went to the kernel, a closing connection lingers (see linger()) for at most
+// kLingerTimeout, looking again at least every kLingerPoll.
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr std::chrono::milliseconds kLingerPoll{20};
 
 }  // namespace
 
@@ -46,23 +54,26 @@ std::string_view to_string(CloseReason reason) {
 
 TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id,
                              BufferEventPtr bev, std::string peer,
-                             std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed)
+                             std::shared_ptr<ConnectionGroup> group, EndedFn on_ended)
     : loop_(loop),
       counters_(counters),
       id_(id),
       bev_(std::move(bev)),
       peer_(std::move(peer)),
       group_(std::move(group)),
-      on_closed_(std::move(on_closed)),
+      on_ended_(std::move(on_ended)),
       protocol_(group_->protocol->create()),
       input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
       output_(Buffer::borrow(bufferevent_get_output(bev_.get()))) {
     stats_.opened = std::chrono::steady_clock::now();
     last_message_ = stats_.opened;
-    bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
     // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
     bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
-    bufferevent_setcb(bev_.get(), &on_read, &on_write, &on_event, this);
+    bufferevent_setcb(bev_.get(), nullptr, &on_write, &on_event, this);
+    read_event_.reset(event_new(static_cast<event_base*>(loop_.native_handle()),
+                                bufferevent_getfd(bev_.get()), EV_READ | EV_PERSIST, &on_readable,
+                                this));
+    if (!read_event_) throw std::bad_alloc();
     const auto& limits = group_->limits;
     // The write callback fires when pending output falls to this mark: where paused reading
     // resumes.
@@ -92,7 +103,7 @@ void TcpConnection::guarded(const char* what, Fn&& fn) {
 void TcpConnection::start() {
     if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
     if (closing_) return;
-    bufferevent_enable(bev_.get(), EV_READ);
+    if (read_pauses_ == 0) event_add(read_event_.get(), nullptr);
     if (group_->limits.idle_timeout.count() > 0) {
         idle_timer_.reset(
             event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0, &on_idle, this));
@@ -182,15 +193,15 @@ void TcpConnection::arm_write() {
 }
 
 void TcpConnection::pause_reading() {
-    if (read_pauses_++ == 0) bufferevent_disable(bev_.get(), EV_READ);
+    if (read_pauses_++ == 0) event_del(read_event_.get());
 }
 
 void TcpConnection::resume_reading() {
     assert(read_pauses_ > 0);
-    if (--read_pauses_ == 0 && !closing_) {
-        bufferevent_enable(bev_.get(), EV_READ);
+    if (--read_pauses_ == 0 && !closing_ && !peer_ended_) {
+        event_add(read_event_.get(), nullptr);
         // Bytes may have arrived while paused and already sit in the input buffer.
-        if (!input_.empty()) on_read(bev_.get(), this);
+        if (!input_.empty()) process_input();
     }
 }
 
@@ -205,33 +216,73 @@ void TcpConnection::deliver(Message& message) {
     }
 }
 
-void TcpConnection::on_read(bufferevent*, void* arg) {
+void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
-    if (self->closing_ || self->read_pauses_ > 0) return;
-    std::size_t available = self->input_.size();
-    const std::size_t fresh = available - self->input_seen_;
-    if (fresh >= kLibeventReadCap && fresh < kMaxSingleRead) {
-        // libevent stopped at its cap with more probably waiting: take it in this callback.
-        available += self->read_socket(kMaxSingleRead - fresh);
+    if (self->lingering_) {
+        self->discard_while_lingering(what);
+        return;
     }
-    self->stats_.bytes_in += available - self->input_seen_;
-    self->in_read_ = true;
-    const DecodeOutcome outcome = decode_all(*self->protocol_, self->input_, *self);
-    self->in_read_ = false;
-    self->input_seen_ = self->input_.size();
-    self->flush();
-    if (outcome.failed && !self->closing_) {
-        log(LogLevel::info, "listener=", self->group_->name, " conn=", self->id_,
+    if (self->closing_ || self->read_pauses_ > 0 || self->peer_ended_) return;
+    const SocketRead got = self->read_socket(kMaxSingleRead);
+    if (got.bytes > 0) self->process_input();
+    // Once the input closed the connection (a protocol error, QUIT), its pending output still
+    // goes out; the end of the peer's stream changes nothing then.
+    if (self->closing_) return;
+    if (got.error != 0) {
+        log(LogLevel::debug, "listener=", self->group_->name, " conn=", self->id_,
+            " read failed: ", std::strerror(got.error));
+        self->reason_ = CloseReason::error;
+        self->closing_ = true;
+        self->finish();
+    } else if (got.end_of_stream) {
+        self->on_end_of_stream();
+    }
+}
+
+void TcpConnection::process_input() {
+    if (closing_ || read_pauses_ > 0) return;
+    stats_.bytes_in += input_.size() - input_seen_;
+    in_read_ = true;
+    const DecodeOutcome outcome = decode_all(*protocol_, input_, *this);
+    in_read_ = false;
+    input_seen_ = input_.size();
+    flush();
+    if (outcome.failed && !closing_) {
+        log(LogLevel::info, "listener=", group_->name, " conn=", id_,
             " protocol error: ", outcome.error.reason);
-        if (!outcome.error.last_reply.empty()) self->send_raw(outcome.error.last_reply);
-        self->close(CloseMode::flush, CloseReason::protocol_error);
+        if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
+        close(CloseMode::flush, CloseReason::protocol_error);
     }
+}
+
+void TcpConnection::on_end_of_stream() {
+    // Half-close: the peer may still read. Decode what is left, answer it, then close.
+    peer_ended_ = true;
+    stats_.bytes_in += input_.size() - input_seen_;
+    const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
+    input_seen_ = input_.size();
+    if (outcome.failed) {
+        log(LogLevel::info, "listener=", group_->name, " conn=", id_,
+            " protocol error at end of input: ", outcome.error.reason);
+        if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
+        close(CloseMode::flush, CloseReason::protocol_error);
+        return;
+    }
+    if (closing_) return;
+    if (!group_->handlers.on_peer_closed) {
+        close(CloseMode::flush, CloseReason::peer_closed);
+        return;
+    }
+    // The application closes when it has answered; the end of stream stays readable, so reading
+    // stops for good.
+    event_del(read_event_.get());
+    guarded("on_peer_closed", [&] { group_->handlers.on_peer_closed(*this); });
 }
 
 void TcpConnection::on_write(bufferevent*, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
     if (self->closing_) {
-        if (self->output_.empty()) self->finish();
+        if (self->output_.empty()) self->linger();
         return;
     }
     if (self->output_.empty()) {
@@ -246,24 +297,9 @@ void TcpConnection::on_write(bufferevent*, void* arg) {
 }
 
 void TcpConnection::on_event(bufferevent*, short what, void* arg) {
+    // Only writes go through the bufferevent, so it reports write errors and the flush deadline.
     auto* self = static_cast<TcpConnection*>(arg);
-    if (what & BEV_EVENT_EOF) {
-        if (self->closing_) {
-            self->finish();
-            return;
-        }
-        // Half-close: the peer may still read. Decode what is left, answer it, then close.
-        self->stats_.bytes_in += self->input_.size() - self->input_seen_;
-        const DecodeOutcome outcome = decode_eof(*self->protocol_, self->input_, *self);
-        self->input_seen_ = self->input_.size();
-        if (outcome.failed && !outcome.error.last_reply.empty()) {
-            self->send_raw(outcome.error.last_reply);
-        }
-        self->close(CloseMode::flush,
-                    outcome.failed ? CloseReason::protocol_error : CloseReason::peer_closed);
-        return;
-    }
-    if (what & BEV_EVENT_ERROR) {
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
         if (!self->closing_) self->reason_ = CloseReason::error;
         self->closing_ = true;
         self->finish();
@@ -295,15 +331,15 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
     }
 }
 
-std::size_t TcpConnection::read_socket(std::size_t limit) {
+TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
     evbuffer* in = bufferevent_get_input(bev_.get());
     const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
     // A socket bufferevent freezes the end of its input buffer so that only its own read callback
     // appends; lift that while reading, as the bufferevent itself does.
     evbuffer_unfreeze(in, 0);
-    std::size_t total = 0;
-    while (total < limit) {
-        const std::size_t want = std::min(kReadChunk, limit - total);
+    SocketRead result;
+    while (result.bytes < limit) {
+        const std::size_t want = std::min(kReadChunk, limit - result.bytes);
         evbuffer_iovec space[2];
         const int reserved = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), space, 2);
         if (reserved <= 0) break;
@@ -315,8 +351,13 @@ std::size_t TcpConnection::read_socket(std::size_t limit) {
         }
         const ssize_t got = ::readv(fd, iov, reserved);
         if (got <= 0) {
-            // EOF or an error stays readable: the bufferevent reports it on its next read.
+            const int err = errno;
             evbuffer_commit_space(in, space, 0);
+            if (got == 0) {
+                result.end_of_stream = true;
+            } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                result.error = err;
+            }
             break;
         }
         std::size_t left = static_cast<std::size_t>(got);
@@ -326,11 +367,11 @@ std::size_t TcpConnection::read_socket(std::size_t limit) {
             left -= space[used].iov_len;
         }
         evbuffer_commit_space(in, space, used);
-        total += static_cast<std::size_t>(got);
+        result.bytes += static_cast<std::size_t>(got);
         if (static_cast<std::size_t>(got) < offered) break;  // the socket is drained
     }
     evbuffer_freeze(in, 0);
-    return total;
+    return result;
 }
 
 void TcpConnection::read_remaining_input() {
@@ -338,7 +379,7 @@ void TcpConnection::read_remaining_input() {
     // receive buffer; it is owed a reply like any other.
     if (read_pauses_ > 0) return;
     read_socket(kMaxSingleRead * 64);
-    on_read(bev_.get(), this);
+    process_input();
 }
 
 void TcpConnection::close(CloseMode mode, CloseReason reason) {
@@ -349,9 +390,13 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
     }
     closing_ = true;
     reason_ = reason;
-    bufferevent_disable(bev_.get(), EV_READ);
-    if (mode == CloseMode::now || output_.empty()) {
+    event_del(read_event_.get());
+    if (mode == CloseMode::now) {
         finish();
+        return;
+    }
+    if (output_.empty()) {
+        linger();
         return;
     }
     // Flush: the write callback finishes once the output is empty.
@@ -362,12 +407,57 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
     bufferevent_enable(bev_.get(), EV_WRITE);
 }
 
-void TcpConnection::finish() {
-    if (finished_) return;
-    finished_ = true;
+void TcpConnection::linger() {
+    // Closing a socket whose input holds unread bytes makes the kernel reset the connection and
+    // throw away what it has not sent yet: the tail of the reply just written. So the connection
+    // ends its own stream first, then reads and drops the peer's late bytes until the kernel has
+    // delivered all its output (or the peer ends its stream too), for at most kLingerTimeout.
+    if (lingering_ || finished_) return;
+    if (peer_ended_) {
+        finish();
+        return;
+    }
+    // For the application and the server the connection is closed now; only the socket lingers.
+    conclude();
+    lingering_ = true;
+    linger_started_ = std::chrono::steady_clock::now();
+    bufferevent_disable(bev_.get(), EV_WRITE);
+    bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
+    if (::shutdown(static_cast<int>(bufferevent_getfd(bev_.get())), SHUT_WR) != 0) {
+        finish();
+        return;
+    }
+    // A persistent event's timeout restarts with each activation: it is the polling interval.
+    const timeval poll = to_timeval(kLingerPoll);
+    event_add(read_event_.get(), &poll);
+    discard_while_lingering(EV_READ);
+}
+
+void TcpConnection::discard_while_lingering(short what) {
+    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
+    if (what & EV_READ) {
+        char sink[16 * 1024];
+        for (int reads = 0; reads < 16; ++reads) {
+            const ssize_t got = ::recv(fd, sink, sizeof sink, 0);
+            if (got > 0) continue;
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            finish();  // the peer's end of stream, or a reset
+            return;
+        }
+    }
+    // Done once the kernel holds none of the output (sent and acknowledged), with no unread input
+    // just now; or at the deadline.
+    int unsent = 0;
+    if (::ioctl(fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
+    if (unsent == 0 || std::chrono::steady_clock::now() - linger_started_ >= kLingerTimeout) {
+        finish();
+    }
+}
+
+void TcpConnection::conclude() {
+    if (concluded_) return;
+    concluded_ = true;
     closing_ = true;
-    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
-    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
     if (idle_timer_) event_del(idle_timer_.get());
     --group_->open;
     --counters_.connections;
@@ -375,7 +465,18 @@ void TcpConnection::finish() {
     if (group_->handlers.on_close) {
         guarded("on_close", [&] { group_->handlers.on_close(*this, reason_); });
     }
-    on_closed_(*this);
+    on_ended_(*this, Ending::closed);
+}
+
+void TcpConnection::finish() {
+    if (finished_) return;
+    finished_ = true;
+    closing_ = true;
+    event_del(read_event_.get());
+    bufferevent_disable(bev_.get(), EV_WRITE);
+    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
+    conclude();
+    on_ended_(*this, Ending::released);
 }
 
 }  // namespace reactor

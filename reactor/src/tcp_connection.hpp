@@ -37,11 +37,15 @@ struct LoopCounters {
 
 class TcpConnection final : public Connection, private MessageSink {
   public:
-    // Called once, after on_close, so the owner can schedule destruction.
-    using ClosedFn = std::function<void(TcpConnection&)>;
+    // How a connection ends, in this order, each reported once to its owner: `closed` after the
+    // application's on_close (the id is dead: no more sends, not listed), `released` when the
+    // socket is done with (lingering, if any, is over) and the object may be destroyed. A
+    // connection closed at once reports both in one go.
+    enum class Ending { closed, released };
+    using EndedFn = std::function<void(TcpConnection&, Ending)>;
 
     TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, BufferEventPtr bev,
-                  std::string peer, std::shared_ptr<ConnectionGroup> group, ClosedFn on_closed);
+                  std::string peer, std::shared_ptr<ConnectionGroup> group, EndedFn on_ended);
     ~TcpConnection() override;
 
     // Runs on_open and starts reading.
@@ -68,7 +72,7 @@ class TcpConnection final : public Connection, private MessageSink {
     bool accepting() const override { return !closing_; }
     void write_interim(std::string_view bytes) override { send_raw(bytes); }
 
-    static void on_read(bufferevent*, void* arg);
+    static void on_readable(evutil_socket_t, short, void* arg);
     static void on_write(bufferevent*, void* arg);
     static void on_event(bufferevent*, short what, void* arg);
     static void on_idle(evutil_socket_t, short, void* arg);
@@ -85,9 +89,24 @@ class TcpConnection final : public Connection, private MessageSink {
     void arm_idle_timer(std::chrono::milliseconds after);
     template <typename Fn>
     void guarded(const char* what, Fn&& fn);
-    // Reads up to limit bytes straight from the socket into the input buffer; returns how many.
-    std::size_t read_socket(std::size_t limit);
+    // Decodes and dispatches what the input holds, then flushes the replies.
+    void process_input();
+    // The peer closed its write side: what is left is decoded, answered, and the connection closed.
+    void on_end_of_stream();
+    struct SocketRead {
+        std::size_t bytes = 0;
+        bool end_of_stream = false;
+        int error = 0;  // errno of a failed read
+    };
+    // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
+    SocketRead read_socket(std::size_t limit);
     void read_remaining_input();
+    // Ends a gracefully closing connection once its output is out (see the definition).
+    void linger();
+    void discard_while_lingering(short what);
+    // The application-visible end: on_close, counters, Ending::closed. Runs once.
+    void conclude();
+    // Releases the socket (after conclude()): Ending::released.
     void finish();
 
     EventLoop& loop_;
@@ -96,10 +115,13 @@ class TcpConnection final : public Connection, private MessageSink {
     BufferEventPtr bev_;
     const std::string peer_;
     std::shared_ptr<ConnectionGroup> group_;
-    ClosedFn on_closed_;
+    EndedFn on_ended_;
     std::unique_ptr<Protocol> protocol_;
     Buffer input_;
     Buffer output_;
+    // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
+    // after bev_ so it is freed first.
+    EventPtr read_event_;
     ConnectionStats stats_;
     std::size_t input_seen_ = 0;  // input bytes already counted in stats_.bytes_in
     EventPtr idle_timer_;
@@ -111,6 +133,10 @@ class TcpConnection final : public Connection, private MessageSink {
     bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
     bool closing_ = false;
+    bool peer_ended_ = false;  // the peer's end of stream was read
+    bool lingering_ = false;   // output done, our stream ended, waiting for the peer's end
+    std::chrono::steady_clock::time_point linger_started_;
+    bool concluded_ = false;
     bool finished_ = false;
     CloseReason reason_ = CloseReason::kicked;
 };

@@ -23,6 +23,11 @@ struct Handlers {
     std::function<void(Connection&)> on_open;
     std::function<void(Connection&, Message&)> on_message;
     std::function<void(Connection&, CloseReason)> on_close;
+    // The peer ended its stream (a half-close) and every frame it completed has been delivered;
+    // reading has stopped. Unset, the connection then closes, flushing its replies. Set, it stays
+    // open for writing until the application closes it: for replies that come later (from another
+    // thread or loop), which a close now would drop.
+    std::function<void(Connection&)> on_peer_closed;
 };
 
 // Per-connection limits. Zero disables a limit.
