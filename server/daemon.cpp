@@ -105,6 +105,9 @@ int Daemon::run(bool console) {
             stats->closed(conn, why);
             app->on_close(conn, why);
         };
+        options.handlers.on_peer_closed = [app](reactor::Connection& conn) {
+            app->on_peer_closed(conn);
+        };
         server_->listen(std::move(options));
     }
     loop_.on_signal(SIGINT, [this] { begin_shutdown(); });

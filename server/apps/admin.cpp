@@ -14,6 +14,7 @@ struct AdminSession {
     bool authenticated = false;
     bool busy = false;
     std::deque<std::string> queued;
+    bool peer_ended = false;  // close once the queued commands are answered
 };
 
 // The admin console over the line protocol. With a token configured, the first line must be
@@ -26,7 +27,7 @@ class AdminApp final : public App {
           token_(std::move(token)) {}
 
     void on_open(reactor::Connection& conn) override {
-        conn.context = AdminSession{token_.empty(), false, {}};
+        conn.context = AdminSession{token_.empty(), false, {}, false};
         conn.send(token_.empty() ? "reactord admin: type help"
                                  : "reactord admin: auth TOKEN first");
     }
@@ -53,10 +54,22 @@ class AdminApp final : public App {
         if (!session.busy) run_next(conn);
     }
 
+    // `printf 'list\nstats\n' | nc -N`: every command sent before the half-close is answered.
+    void on_peer_closed(reactor::Connection& conn) override {
+        auto& session = std::any_cast<AdminSession&>(conn.context);
+        session.peer_ended = true;
+        if (!session.busy) run_next(conn);
+    }
+
   private:
     void run_next(reactor::Connection& conn) {
         auto& session = std::any_cast<AdminSession&>(conn.context);
-        if (session.queued.empty() || conn.closing()) return;
+        if (conn.closing()) return;
+        if (session.queued.empty()) {
+            if (session.peer_ended)
+                conn.close(reactor::CloseMode::flush, reactor::CloseReason::peer_closed);
+            return;
+        }
         session.busy = true;
         const std::string line = std::move(session.queued.front());
         session.queued.pop_front();

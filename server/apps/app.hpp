@@ -27,6 +27,11 @@ class App {
         (void)conn;
         (void)reason;
     }
+    // The peer half-closed after its last request. Apps whose replies come later override this
+    // and close once they have answered.
+    virtual void on_peer_closed(reactor::Connection& conn) {
+        conn.close(reactor::CloseMode::flush, reactor::CloseReason::peer_closed);
+    }
 };
 
 // What an app may use while it runs.

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import select
 import signal
 import socket
@@ -287,6 +288,21 @@ class Admin(ServerTestCase):
         self.assertEqual(recv_to_eof(raw_client), b"")
         self.assertEqual(self.command(s, "quit"), "bye\n")
         self.assertEqual(recv_to_eof(s), b"")
+
+    def test_commands_sent_before_a_half_close_are_all_answered(self):
+        # list gathers from every loop and answers later; the session must stay open for it.
+        s = connect(self.server.ports["admin"])
+        recv_until(s, b"\n")  # greeting
+        s.sendall(b"list\nstats\nlist\nsend 999999 x\n")
+        s.shutdown(socket.SHUT_WR)
+        replies = recv_to_eof(s).decode()
+        self.assertEqual(replies.count(" connections\n"), 2, replies)
+        self.assertIn('"listeners"', replies)
+        self.assertTrue(replies.endswith("ERR no connection 999999\n"), replies)
+        if shutil.which("nc"):
+            out = subprocess.run(["nc", "-N", "127.0.0.1", str(self.server.ports["admin"])],
+                                 input=b"stats\nlist\n", capture_output=True, timeout=10).stdout
+            self.assertRegex(out.decode(), r'"listeners".*\n(.*\n)*OK \d+ connections\n$')
 
 
 class AdminToken(ServerTestCase):
