@@ -102,6 +102,8 @@ class HttpProtocol final : public Protocol {
     Span target_;
     std::vector<HeaderSpans> headers_;
     bool headers_complete_ = false;
+    // on_headers_complete paused the parser, so decode() can check where the headers ended.
+    bool paused_at_headers_end_ = false;
     Span body_;
     bool body_in_arena_ = false;
     std::string body_arena_;
@@ -160,7 +162,7 @@ int HttpProtocol::on_header_field(llhttp_t* parser, const char* at, std::size_t 
     if (self.headers_complete_) return HPE_OK;  // a trailer field
     if (!self.within_header_limit(at, n)) return HPE_USER;
     // llhttp accepts "Name :"; RFC 9112 requires rejecting it, as proxies disagree on its meaning.
-    if (std::string_view(at, n).find_first_of(" \t") != std::string_view::npos) {
+    if (std::any_of(at, at + n, [](char c) { return c == ' ' || c == '\t'; })) {
         self.failure_detail_ = "whitespace between header field name and colon";
         return self.fail_in_callback(Failure::bad_request, HPE_USER);
     }
@@ -214,7 +216,8 @@ int HttpProtocol::on_headers_complete(llhttp_t* parser) {
             }
         }
     }
-    return 0;
+    self.paused_at_headers_end_ = true;
+    return HPE_PAUSED;
 }
 
 int HttpProtocol::on_chunk_header(llhttp_t* parser) {
@@ -262,15 +265,24 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
     if (available <= fed_) return Decoded::need_more();
 
     base_ = in.peek(available).data();
-    const llhttp_errno_t status = llhttp_execute(&parser_, base_ + fed_, available - fed_);
+    // The limits hold however the request was split into reads: the header section (through its
+    // blank line) is at most max_header_bytes, checked where it ends or as soon as that many bytes
+    // are buffered without its end; the same for the whole request and max_request.
+    const std::size_t max_request = 2 * (limits_.max_header_bytes + limits_.max_body);
+    llhttp_errno_t status = llhttp_execute(&parser_, base_ + fed_, available - fed_);
+    if (status == HPE_PAUSED && paused_at_headers_end_) {
+        paused_at_headers_end_ = false;
+        const char* body = llhttp_get_error_pos(&parser_);
+        if (offset_of(body) > limits_.max_header_bytes) return fail(Failure::headers_too_large);
+        llhttp_resume(&parser_);
+        status = llhttp_execute(&parser_, body, available - offset_of(body));
+    }
     if (status == HPE_OK) {
         fed_ = available;
-        if (!headers_complete_ && fed_ > limits_.max_header_bytes) {
+        if (!headers_complete_ && fed_ >= limits_.max_header_bytes) {
             return fail(Failure::headers_too_large);
         }
-        if (fed_ > 2 * (limits_.max_header_bytes + limits_.max_body)) {
-            return fail(Failure::body_too_large);
-        }
+        if (fed_ >= max_request) return fail(Failure::body_too_large);
         if (continue_wanted_ && !continue_sent_) {
             continue_sent_ = true;
             out.write_interim("HTTP/1.1 100 Continue\r\n\r\n");
@@ -279,6 +291,7 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
     }
     if (status == HPE_PAUSED) {
         const std::size_t end = offset_of(llhttp_get_error_pos(&parser_));
+        if (end > max_request) return fail(Failure::body_too_large);
         deliver_request(out);
         in.drain(end);
         reset_request();
@@ -327,6 +340,7 @@ void HttpProtocol::reset_request() {
     target_ = {};
     headers_.clear();
     headers_complete_ = false;
+    paused_at_headers_end_ = false;
     body_ = {};
     body_in_arena_ = false;
     // A large chunked body should not pin its memory for the connection's whole life.

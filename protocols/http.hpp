@@ -14,8 +14,9 @@
 // discarded unparsed.
 //
 // Errors, each answered with Content-Length: 0 and Connection: close, then the connection closes:
-//  - 431 Request Header Fields Too Large: the request line and headers pass max_header_bytes,
-//    reported as soon as that many bytes are buffered without the end of the headers;
+//  - 431 Request Header Fields Too Large: the request line and headers, through the blank line that
+//    ends them, pass max_header_bytes, reported as soon as that many bytes are buffered without the
+//    end of the headers;
 //  - 413 Payload Too Large: a Content-Length above max_body (before any body byte arrives), a
 //    chunked body whose declared chunk sizes add up past max_body, or a request longer than
 //    2 * (max_header_bytes + max_body) in all, which bounds chunk framing and trailers;

@@ -49,7 +49,11 @@ reactor::Endpoint read_endpoint(Options& in, std::uint16_t default_port, bool al
 // {"name": "...", options...} -> name and the options without it.
 std::pair<std::string, nlohmann::json> read_named(const nlohmann::json* value, const char* what) {
     if (value == nullptr) throw ConfigError("", std::string("missing ") + what);
-    if (value->is_string()) return {value->get<std::string>(), nlohmann::json::object()};
+    if (value->is_string()) {
+        // "protocol": "line" is {"name": "line"}, so its name may not be empty either.
+        if (value->get<std::string>().empty()) throw ConfigError("", "expected a non-empty string");
+        return {value->get<std::string>(), nlohmann::json::object()};
+    }
     if (!value->is_object()) throw ConfigError("", "expected an object with a name");
     const auto it = value->find("name");
     if (it == value->end() || !it->is_string() || it->get<std::string>().empty()) {
@@ -123,7 +127,8 @@ Config parse_config(const std::string& text) {
     nlohmann::json root;
     try {
         root = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double ("1e400").
         throw ConfigError("", std::string("invalid JSON: ") + e.what());
     }
     if (!root.is_object()) throw ConfigError("", "expected a JSON object at the top level");

@@ -111,8 +111,8 @@ TEST_CASE("send to an unknown or closed id returns false") {
     CHECK_FALSE(h.server.send(id, "late"));
     CHECK_FALSE(h.server.send_raw(id, "late"));
     CHECK_FALSE(h.server.close(id));
-    CHECK_FALSE(h.on_loop([&] { return h.server.send(id, "late"); }));
-    CHECK(h.on_loop([&] { return h.server.find(id) == nullptr; }));
+    CHECK_FALSE(h.on_loop([&, id = id] { return h.server.send(id, "late"); }));
+    CHECK(h.on_loop([&, id = id] { return h.server.find(id) == nullptr; }));
     CHECK(h.server.connection_count() == 0);
 }
 

@@ -58,6 +58,9 @@ class ExampleConfigs(unittest.TestCase):
 BAD_CONFIGS = [
     ("{", "invalid JSON: "),
     ("[]", "expected a JSON object at the top level"),
+    ('{"threads": 1e400, "listeners": []}', "invalid JSON: "),  # a number beyond a double
+    ({"listeners": [{"name": "a", "port": 0, "protocol": "", "app": "echo"}]},
+     "listeners[0].protocol: expected a non-empty string"),
     ({}, "listeners: expected a non-empty array"),
     ({"listeners": []}, "listeners: expected a non-empty array"),
     ({"threads": "two", "listeners": [listener("a", "raw", "echo")]},
