@@ -88,8 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const fuzz::FuzzInput input(data, size);
 
     reactor::ProtocolConfig config;
-    config.max_frame =
-        input.limit_selector() == 0 ? std::size_t{1} << 20 : 1 + input.limit_selector() % 4096u;
+    config.max_frame = input.max_frame(4096);
     std::size_t max_header_bytes = 8 * 1024;
     std::size_t max_body = std::min<std::size_t>(1024 * 1024, config.max_frame);
     if (input.word(2) != 0) {

@@ -54,6 +54,10 @@ class FuzzInput {
     }
     // The limit selector: 0 for defaults.
     std::uint16_t limit_selector() const { return word(0); }
+    // A max_frame for the codec under test: 1 MiB for selector 0, else 1 to `largest` bytes.
+    std::size_t max_frame(std::size_t largest) const {
+        return limit_selector() == 0 ? std::size_t{1} << 20 : 1 + limit_selector() % largest;
+    }
     bool separate_segments() const { return (control_[8] & 4) != 0; }
 
     std::string_view stream() const { return stream_; }

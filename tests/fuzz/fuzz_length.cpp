@@ -87,8 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool includes_header = (input.byte(6) & 2) != 0;
 
     reactor::ProtocolConfig config;
-    config.max_frame =
-        input.limit_selector() == 0 ? std::size_t{1} << 20 : 1 + input.limit_selector() % 2048u;
+    config.max_frame = input.max_frame(2048);
     layout.max_frame = input.byte(7) != 0 ? input.byte(7) : config.max_frame;
     nlohmann::json common = nlohmann::json::object();
     if (layout.field_length != 4) common["length_field_length"] = layout.field_length;

@@ -48,8 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool strip = (input.byte(3) & 0x40) == 0;
 
     reactor::ProtocolConfig config;
-    config.max_frame =
-        input.limit_selector() == 0 ? std::size_t{1} << 20 : 1 + input.limit_selector() % 1024u;
+    config.max_frame = input.max_frame(1024);
     if (delimiter != "\n") config.options["delimiter"] = delimiter;
     if (!strip) config.options["strip_delimiter"] = false;
     if (input.byte(7) != 0) config.options["max_line"] = input.byte(7);

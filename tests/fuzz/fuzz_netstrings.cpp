@@ -80,8 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const fuzz::FuzzInput input(data, size);
 
     reactor::ProtocolConfig config;
-    config.max_frame =
-        input.limit_selector() == 0 ? std::size_t{1} << 20 : 1 + input.limit_selector() % 4096u;
+    config.max_frame = input.max_frame(4096);
     std::size_t max_length = config.max_frame;
     if (input.byte(2) != 0) config.options["max_length"] = max_length = input.byte(2);
 

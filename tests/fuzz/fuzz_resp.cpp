@@ -95,8 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const fuzz::FuzzInput input(data, size);
 
     reactor::ProtocolConfig config;
-    config.max_frame =
-        input.limit_selector() == 0 ? std::size_t{1} << 20 : 1 + input.limit_selector() % 4096u;
+    config.max_frame = input.max_frame(4096);
     Limits limits;
     limits.max_frame = config.max_frame;
     limits.max_bulk = std::min<std::size_t>(std::size_t{512} << 20, config.max_frame);
