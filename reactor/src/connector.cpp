@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <system_error>
@@ -19,6 +20,7 @@ struct PendingConnect {
     BufferEventPtr bev;
     std::string peer;
     ConnectDone done;
+    std::chrono::steady_clock::time_point deadline;
 };
 
 void finish(PendingConnect* pending, const std::string& error) {
@@ -44,6 +46,15 @@ void on_event(bufferevent* bev, short what, void* arg) {
                      sizeof one);  // fails harmlessly on Unix sockets
         finish(pending, {});
     } else if (what & BEV_EVENT_TIMEOUT) {
+        // libevent's timeouts run on its cached clock and may fire a little early: wait out the
+        // rest (the timeout disabled the write event, which is how the connect completes).
+        const auto left = pending->deadline - std::chrono::steady_clock::now();
+        if (left > std::chrono::steady_clock::duration::zero()) {
+            const timeval tv = to_timeval(std::chrono::ceil<std::chrono::milliseconds>(left));
+            bufferevent_set_timeouts(bev, nullptr, &tv);
+            bufferevent_enable(bev, EV_WRITE);
+            return;
+        }
         finish(pending, "connect to " + pending->peer + " timed out");
     } else {
         const int err = EVUTIL_SOCKET_ERROR();
@@ -76,6 +87,7 @@ void connect_stream(EventLoop& loop, const Endpoint& endpoint, std::chrono::mill
     auto* raw = pending.release();
     bufferevent_setcb(raw->bev.get(), nullptr, nullptr, &on_event, raw);
     const timeval tv = to_timeval(timeout);
+    raw->deadline = std::chrono::steady_clock::now() + timeout;
     bufferevent_set_timeouts(raw->bev.get(), nullptr, &tv);
     if (bufferevent_socket_connect(raw->bev.get(), address.get(),
                                    static_cast<int>(address.length)) != 0) {
