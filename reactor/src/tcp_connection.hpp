@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "libevent_handles.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/connection.hpp"
+#include "reactor/log.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/server.hpp"
 
@@ -101,6 +103,8 @@ class TcpConnection final : public Connection, private MessageSink {
     // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
     SocketRead read_socket(std::size_t limit);
     void read_remaining_input();
+    // A read or write on the socket failed with errno `error`: closes at once, "reset/error".
+    void fail(const char* operation, int error);
     // Ends a gracefully closing connection once its output is out (see the definition).
     void linger();
     void discard_while_lingering(short what);
@@ -140,5 +144,21 @@ class TcpConnection final : public Connection, private MessageSink {
     bool finished_ = false;
     CloseReason reason_ = CloseReason::kicked;
 };
+
+// An exception from application code must not unwind through libevent's C frames: it is logged and
+// the connection that caused it is closed, as with any other error on that connection.
+template <typename Fn>
+void TcpConnection::guarded(const char* what, Fn&& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what,
+            " threw: ", e.what());
+        close(CloseMode::now, CloseReason::error);
+    } catch (...) {
+        log(LogLevel::error, "listener=", group_->name, " conn=", id_, " ", what, " threw");
+        close(CloseMode::now, CloseReason::error);
+    }
+}
 
 }  // namespace reactor
