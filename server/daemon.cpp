@@ -79,12 +79,11 @@ Daemon::~Daemon() {
 
 int Daemon::run(bool console) {
     for (auto& entry : plan_.listeners) {
-        stats_.add_listener(entry.config.name);
+        Stats::Listener* stats = &stats_.add_listener(entry.config.name);
         contexts_.push_back(
             std::make_unique<AppContext>(AppContext{*server_, stats_, entry.config.name}));
         apps_.push_back(entry.make_app(*contexts_.back()));
         App* app = apps_.back().get();
-        Stats* stats = &stats_;
         reactor::ListenOptions options;
         options.name = entry.config.name;
         options.endpoint = entry.config.endpoint;
@@ -93,11 +92,11 @@ int Daemon::run(bool console) {
         options.limits = entry.config.limits;
         options.accept = entry.config.accept;
         options.handlers.on_open = [app, stats](reactor::Connection& conn) {
-            stats->opened(conn);
+            stats->opened();
             app->on_open(conn);
         };
         options.handlers.on_message = [app, stats](reactor::Connection& conn, reactor::Message& m) {
-            stats->message(conn);
+            stats->message();
             app->on_message(conn, m);
         };
         options.handlers.on_close = [app, stats](reactor::Connection& conn,

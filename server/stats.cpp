@@ -4,27 +4,23 @@
 
 namespace reactord {
 
-void Stats::add_listener(const std::string& name) {
-    if (!listeners_.count(name)) listeners_.emplace(name, std::make_unique<Listener>());
+Stats::Listener& Stats::add_listener(const std::string& name) {
+    auto& slot = listeners_[name];
+    if (!slot) slot = std::make_unique<Listener>();
+    return *slot;
 }
 
-void Stats::opened(const reactor::Connection& conn) {
-    auto& s = of(conn);
-    ++s.open;
-    ++s.accepted;
+void Stats::Listener::opened() {
+    ++open;
+    ++accepted;
 }
 
-void Stats::message(const reactor::Connection& conn) {
-    of(conn).messages.fetch_add(1, std::memory_order_relaxed);
-}
-
-void Stats::closed(const reactor::Connection& conn, reactor::CloseReason reason) {
-    auto& s = of(conn);
-    --s.open;
-    s.bytes_in += conn.stats().bytes_in;
-    s.bytes_out += conn.stats().bytes_out;
-    std::lock_guard lock(s.closed_mutex);
-    ++s.closed[std::string(reactor::to_string(reason))];
+void Stats::Listener::closed(const reactor::Connection& conn, reactor::CloseReason reason) {
+    --open;
+    bytes_in += conn.stats().bytes_in;
+    bytes_out += conn.stats().bytes_out;
+    std::lock_guard lock(closed_mutex);
+    ++closes[std::string(reactor::to_string(reason))];
 }
 
 std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
@@ -37,7 +33,7 @@ std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
         std::map<std::string, std::uint64_t> by_reason;
         {
             std::lock_guard lock(s->closed_mutex);
-            by_reason = s->closed;
+            by_reason = s->closes;
         }
         per[name] = {
             {"connections", s->open.load()},           {"accepted", s->accepted.load()},

@@ -1,10 +1,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <functional>
 #include <limits>
-#include <map>
 #include <mutex>
+#include <span>
 
 #include "apps/builtin_apps.hpp"
 #include "apps/kv_store.hpp"
@@ -38,107 +37,66 @@ class KvApp final : public App {
   public:
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
         // Per-call state: handlers of several loops may run at once; the store has its own lock.
-        Call call;
+        // The reply's bytes are reused from call to call on each thread.
+        thread_local std::string reply;
+        reply.clear();
+        Call call{reply};
         on_command(call, conn, message.args);
-        conn.send_raw(call.reply);
+        conn.send_raw(reply);
+        if (reply.capacity() > kKeptReplyCapacity) std::string().swap(reply);
         if (call.quit) conn.close();
     }
 
   private:
+    static constexpr std::size_t kKeptReplyCapacity = 64 * 1024;
+
     struct Call {
-        std::string reply;
+        std::string& reply;
         bool quit = false;
+    };
+
+    struct Command {
+        std::string_view name;  // lower case
+        int arity;              // Redis's convention: N exactly, -N at least N (the name counts)
+        bool uses_store;        // runs under store_mutex_
+        void (*run)(KvApp&, Call&, reactor::Connection&, Args);
     };
 
     void on_command(Call& call, reactor::Connection& conn, Args args) {
         std::string& reply_ = call.reply;
         if (args.empty()) return;
-        // Lower-cased in place: the longest command name is far shorter than this.
-        std::array<char, 16> name_bytes;
-        const std::size_t name_size = std::min(args[0].size(), name_bytes.size());
-        for (std::size_t i = 0; i < name_size; ++i) name_bytes[i] = ascii_lower(args[0][i]);
-        const std::string_view name(name_bytes.data(), name_size);
-        const auto& table = commands();
-        const auto it = args[0].size() <= name_bytes.size() ? table.find(name) : table.end();
-        if (it == table.end()) {
+        const Command* command = find_command(args[0]);
+        if (command == nullptr) {
             std::string text =
                 "ERR unknown command '" + std::string(args[0]) + "', with args beginning with: ";
             for (std::size_t i = 1; i < args.size(); ++i) text += "'" + std::string(args[i]) + "' ";
             resp::append_error(reply_, text);
-        } else if (const int arity = it->second.arity;
+        } else if (const int arity = command->arity;
                    (arity > 0 && static_cast<int>(args.size()) != arity) ||
                    (arity < 0 && static_cast<int>(args.size()) < -arity)) {
-            resp::append_error(
-                reply_, "ERR wrong number of arguments for '" + std::string(name) + "' command");
-        } else {
+            resp::append_error(reply_, "ERR wrong number of arguments for '" +
+                                           std::string(command->name) + "' command");
+        } else if (command->uses_store) {
             std::lock_guard lock(store_mutex_);
-            it->second.run(*this, call, conn, args);
+            command->run(*this, call, conn, args);
+        } else {
+            command->run(*this, call, conn, args);
         }
     }
 
-    struct Command {
-        int arity;  // Redis's convention: N exactly, -N at least N (the name counts)
-        std::function<void(KvApp&, Call&, reactor::Connection&, Args)> run;
-    };
-
-    static const std::map<std::string, Command, std::less<>>& commands() {
-        static const std::map<std::string, Command, std::less<>> table = {
-            {"ping", {-1, [](KvApp& a, Call& c, auto&, Args args) { a.ping(c.reply, args); }}},
-            {"echo",
-             {2, [](KvApp&, Call& c, auto&, Args args) { resp::append_bulk(c.reply, args[1]); }}},
-            {"set", {-3, [](KvApp& a, Call& c, auto&, Args args) { a.set(c.reply, args); }}},
-            {"get", {2, [](KvApp& a, Call& c, auto&, Args args) { a.get(c.reply, args[1]); }}},
-            {"del", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.del(c.reply, args); }}},
-            {"exists", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.exists(c.reply, args); }}},
-            {"incr",
-             {2, [](KvApp& a, Call& c, auto&, Args args) { a.incr_by(c.reply, args[1], 1); }}},
-            {"decr",
-             {2, [](KvApp& a, Call& c, auto&, Args args) { a.incr_by(c.reply, args[1], -1); }}},
-            {"incrby",
-             {3, [](KvApp& a, Call& c, auto&,
-                    Args args) { a.incr_by_text(c.reply, args[1], args[2], false); }}},
-            {"decrby",
-             {3, [](KvApp& a, Call& c, auto&,
-                    Args args) { a.incr_by_text(c.reply, args[1], args[2], true); }}},
-            {"mget", {-2, [](KvApp& a, Call& c, auto&, Args args) { a.mget(c.reply, args); }}},
-            {"mset", {-3, [](KvApp& a, Call& c, auto&, Args args) { a.mset(c.reply, args); }}},
-            {"dbsize",
-             {1,
-              [](KvApp& a, Call& c, auto&, Args) {
-                  resp::append_integer(c.reply, static_cast<std::int64_t>(a.store_.size()));
-              }}},
-            {"flushall",
-             {-1,
-              [](KvApp& a, Call& c, auto&, Args) {
-                  a.store_.clear();
-                  resp::append_simple_string(c.reply, "OK");
-              }}},
-            {"flushdb",
-             {-1,
-              [](KvApp& a, Call& c, auto&, Args) {
-                  a.store_.clear();
-                  resp::append_simple_string(c.reply, "OK");
-              }}},
-            // redis-cli asks COMMAND DOCS at start and redis-benchmark asks CONFIG GET: an
-            // empty answer tells them there is nothing to learn, which both accept.
-            {"command",
-             {-1, [](KvApp&, Call& c, auto&, Args) { resp::append_array_header(c.reply, 0); }}},
-            {"config",
-             {-2, [](KvApp&, Call& c, auto&, Args) { resp::append_array_header(c.reply, 0); }}},
-            {"client",
-             {-2, [](KvApp& a, Call& c, reactor::Connection& conn,
-                     Args args) { a.client(c.reply, conn, args); }}},
-            {"select",
-             {2, [](KvApp& a, Call& c, auto&, Args args) { a.select(c.reply, args[1]); }}},
-            {"quit",
-             {-1,
-              [](KvApp&, Call& c, auto&, Args) {
-                  resp::append_simple_string(c.reply, "OK");
-                  c.quit = true;
-              }}},
-        };
-        return table;
+    // Case-insensitive, without allocating; the commands benchmarks send most come first.
+    static const Command* find_command(std::string_view name) {
+        for (const Command& command : commands()) {
+            if (command.name.size() != name.size()) continue;
+            bool same = true;
+            for (std::size_t i = 0; i < name.size() && same; ++i)
+                same = ascii_lower(name[i]) == command.name[i];
+            if (same) return &command;
+        }
+        return nullptr;
     }
+
+    static std::span<const Command> commands();
 
     static void ping(std::string& reply_, Args args) {
         if (args.size() > 2) {
@@ -285,6 +243,52 @@ class KvApp final : public App {
     std::mutex store_mutex_;
     KvStore store_;  // guarded by store_mutex_
 };
+
+std::span<const KvApp::Command> KvApp::commands() {
+    static const KvApp::Command table[] = {
+            {"ping", -1, false, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.ping(c.reply, args); }},
+            {"echo", 2, false, [](KvApp&, Call& c, reactor::Connection&, Args args) { resp::append_bulk(c.reply, args[1]); }},
+            {"get", 2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.get(c.reply, args[1]); }},
+            {"set", -3, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.set(c.reply, args); }},
+            {"del", -2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.del(c.reply, args); }},
+            {"exists", -2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.exists(c.reply, args); }},
+            {"incr", 2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.incr_by(c.reply, args[1], 1); }},
+            {"decr", 2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.incr_by(c.reply, args[1], -1); }},
+            {"incrby", 3, true, [](KvApp& a, Call& c, reactor::Connection&,
+                    Args args) { a.incr_by_text(c.reply, args[1], args[2], false); }},
+            {"decrby", 3, true, [](KvApp& a, Call& c, reactor::Connection&,
+                    Args args) { a.incr_by_text(c.reply, args[1], args[2], true); }},
+            {"mget", -2, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.mget(c.reply, args); }},
+            {"mset", -3, true, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.mset(c.reply, args); }},
+            {"dbsize", 1, true,
+              [](KvApp& a, Call& c, reactor::Connection&, Args) {
+                  resp::append_integer(c.reply, static_cast<std::int64_t>(a.store_.size()));
+              }},
+            {"flushall", -1, true,
+              [](KvApp& a, Call& c, reactor::Connection&, Args) {
+                  a.store_.clear();
+                  resp::append_simple_string(c.reply, "OK");
+              }},
+            {"flushdb", -1, true,
+              [](KvApp& a, Call& c, reactor::Connection&, Args) {
+                  a.store_.clear();
+                  resp::append_simple_string(c.reply, "OK");
+              }},
+            // redis-cli asks COMMAND DOCS at start and redis-benchmark asks CONFIG GET: an
+            // empty answer tells them there is nothing to learn, which both accept.
+            {"command", -1, false, [](KvApp&, Call& c, reactor::Connection&, Args) { resp::append_array_header(c.reply, 0); }},
+            {"config", -2, false, [](KvApp&, Call& c, reactor::Connection&, Args) { resp::append_array_header(c.reply, 0); }},
+            {"client", -2, false, [](KvApp& a, Call& c, reactor::Connection& conn,
+                     Args args) { a.client(c.reply, conn, args); }},
+            {"select", 2, false, [](KvApp& a, Call& c, reactor::Connection&, Args args) { a.select(c.reply, args[1]); }},
+            {"quit", -1, false,
+              [](KvApp&, Call& c, reactor::Connection&, Args) {
+                  resp::append_simple_string(c.reply, "OK");
+                  c.quit = true;
+              }},
+    };
+    return table;
+}
 
 }  // namespace
 
