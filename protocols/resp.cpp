@@ -169,6 +169,10 @@ std::shared_ptr<const ProtocolFactory> make_resp(const ProtocolConfig& config) {
 
 Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
     front_ = in.contiguous_front();
+    if (request_ == Request::unknown) {
+        if (const std::size_t size = parse_whole_multibulk(front_); size != 0)
+            return deliver(in, out, front_, front_.substr(0, size), size);
+    }
     available_ = in.size();
     if (request_ == Request::unknown) {
         char first = 0;
@@ -176,6 +180,50 @@ Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
         request_ = first == '*' ? Request::multibulk : Request::inline_command;
     }
     return request_ == Request::multibulk ? decode_multibulk(in, out) : decode_inline(in, out);
+}
+
+bool RespProtocol::read_whole_count(std::string_view bytes, char type, std::size_t& pos,
+                                    std::int64_t& value) const {
+    // Only what the general parser accepts, and not all of it: "0", or up to 18 digits without a
+    // leading zero (so no overflow), then "\r" and one more byte, the line no longer than
+    // max_inline. Negative counts and everything else go the general way.
+    constexpr std::size_t kMaxDigits = 18;
+    const std::size_t size = bytes.size();
+    std::size_t at = pos + 1;
+    if (at >= size || bytes[pos] != type) return false;
+    std::int64_t n = bytes[at] - '0';
+    if (n < 0 || n > 9) return false;
+    ++at;
+    if (n != 0) {
+        const std::size_t end = std::min(size, pos + 1 + kMaxDigits);
+        while (at < end && bytes[at] >= '0' && bytes[at] <= '9') n = n * 10 + (bytes[at++] - '0');
+    }
+    if (at + 1 >= size || bytes[at] != '\r' || at - pos > settings_.max_inline) return false;
+    value = n;
+    pos = at + 2;
+    return true;
+}
+
+std::size_t RespProtocol::parse_whole_multibulk(std::string_view bytes) {
+    std::size_t pos = 0;
+    std::int64_t count = 0;
+    if (!read_whole_count(bytes, '*', pos, count) || count == 0 ||
+        static_cast<std::uint64_t>(count) > settings_.max_args) {
+        return 0;
+    }
+    for (std::int64_t i = 0; i < count; ++i) {
+        std::int64_t length = 0;
+        if (!read_whole_count(bytes, '$', pos, length) ||
+            static_cast<std::uint64_t>(length) > settings_.max_bulk ||
+            pos + static_cast<std::size_t>(length) + 2 > settings_.max_frame ||
+            bytes.size() - pos < static_cast<std::size_t>(length) + 2) {
+            spans_.clear();
+            return 0;
+        }
+        spans_.emplace_back(pos, static_cast<std::size_t>(length));
+        pos += static_cast<std::size_t>(length) + 2;
+    }
+    return pos;
 }
 
 bool RespProtocol::byte_at(const Buffer& in, std::size_t offset, char& c) const {

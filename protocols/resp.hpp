@@ -57,6 +57,14 @@ class RespProtocol final : public Protocol {
         std::size_t next = 0;  // offset after its "\r\n"
     };
 
+    // The fast path: a well-formed multibulk request lying whole in bytes (the buffer's contiguous
+    // front, which holds nearly every request) is parsed in one pass, its arguments left in
+    // spans_; returns its size. Anything else, incomplete or wrong, returns 0 with nothing
+    // changed, for the general parser below, which keeps state across reads and words the errors.
+    std::size_t parse_whole_multibulk(std::string_view bytes);
+    // A "*N" or "$N" line of the given type at pos: its value, and pos moved past it.
+    bool read_whole_count(std::string_view bytes, char type, std::size_t& pos,
+                          std::int64_t& value) const;
     Decoded decode_multibulk(Buffer& in, MessageSink& out);
     Decoded decode_inline(Buffer& in, MessageSink& out);
     // The byte at offset of in, if there is one.

@@ -27,10 +27,13 @@ class CountLine {
 
 // Appends type, text with CR and LF made spaces, then CRLF.
 void append_line(std::string& out, char type, std::string_view text) {
-    out.reserve(out.size() + text.size() + 3);
-    out.push_back(type);
-    for (const char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
-    out.append("\r\n");
+    const std::size_t at = out.size();
+    out.resize(at + text.size() + 3);
+    char* p = out.data() + at;
+    *p++ = type;
+    for (const char c : text) *p++ = c == '\r' || c == '\n' ? ' ' : c;
+    *p++ = '\r';
+    *p = '\n';
 }
 
 void append_line(Buffer& out, char type, std::string_view text) {

@@ -59,6 +59,13 @@ TEST_CASE("resp: valid requests at every split point") {
         {"*1\r\n$3\r\nfoo\r\nINLINE x\r\n*1\r\n$3\r\nbar\r\n",
          {command({"foo"}), command({"INLINE", "x"}), command({"bar"})}},
         {"$not-a-star\r\n", {command({"$not-a-star"})}},
+        // The bytes after a bulk and after a count line's "\r" are skipped unread, on the fast
+        // path (a whole request in one chunk) as on the general one.
+        {"*1\r\n$4\r\nPINGab*1\r\n$1\r\nx\r\n", {command({"PING"}), command({"x"})}},
+        {"*1\r!$4\r?PING\r\n", {command({"PING"})}},
+        {"*1\r\n$0\r\n\r\n", {command({""})}},
+        {"*1\r\n$" + std::to_string(100) + "\r\n" + std::string(100, 'v') + "\r\n",
+         {command({std::string(100, 'v')})}},
     };
     const auto factory = build(make_resp);
     CHECK(factory->name() == "resp");
@@ -124,6 +131,8 @@ TEST_CASE("resp: protocol errors answer Redis's reply") {
         {"*1\r\n$\r\n", "invalid bulk length"},
         {"*1\r\n$" + std::string(30, '1') + "\r\n", "invalid bulk length"},
         {"*1\r\n$536870913\r\n", "invalid bulk length"},
+        {"*1\r\n$0001\r\n", "invalid bulk length"},
+        {"*1\r\n$1234567890123456789\r\n", "invalid bulk length"},
         {"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "expected '$', got 'f'"},
         {"*1\r\n:1\r\n", "expected '$', got ':'"},
         {"SET k \"abc\r\n", "unbalanced quotes in request"},
