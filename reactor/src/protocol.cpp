@@ -26,8 +26,8 @@ class CountingSink final : public MessageSink {
 DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
     CountingSink sink(out);
     DecodeOutcome outcome;
-    while (sink.accepting() && !in.empty()) {
-        const std::size_t before = in.size();
+    std::size_t before = in.size();
+    while (before != 0 && sink.accepting()) {
         const Decoded result = protocol.decode(in, sink);
         if (result.status() == Decoded::Status::error) {
             outcome.failed = true;
@@ -35,13 +35,15 @@ DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
             break;
         }
         if (result.status() == Decoded::Status::need_more) break;
-        if (in.size() >= before) {
+        const std::size_t after = in.size();
+        if (after >= before) {
             // The framing contract says a frame consumes input; looping again would never end.
             assert(!"Protocol::decode returned frame() without consuming input");
             outcome.failed = true;
             outcome.error.reason = "decoder made no progress";
             break;
         }
+        before = after;
     }
     outcome.messages = sink.count;
     return outcome;

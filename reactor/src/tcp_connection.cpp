@@ -1,6 +1,7 @@
 #include "tcp_connection.hpp"
 
-#include <sys/uio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "output_stage.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 
@@ -19,9 +21,27 @@ namespace {
 // (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
 // to kMaxSingleRead, so one busy peer cannot hold the loop.
 constexpr std::size_t kMaxSingleRead = 256 * 1024;
-constexpr std::size_t kReadChunk = 64 * 1024;
 
 }  // namespace
+
+void ReadSizer::record(std::size_t got, std::size_t offered) {
+    if (got >= offered) {
+        // Filled: next time, offer room for all of it at once.
+        std::size_t size = chunk_;
+        while (size < kMaxChunk && size - kChunkOverhead < got) size *= 2;
+        chunk_ = size;
+        small_reads_ = 0;
+    } else if (chunk_ > kMinChunk && got <= chunk_ / 2 - kChunkOverhead) {
+        // Shrink only after a run of reads that would have fit in half: one small read among
+        // large ones (the tail of a message) changes nothing.
+        if (++small_reads_ >= kShrinkAfter) {
+            chunk_ /= 2;
+            small_reads_ = 0;
+        }
+    } else {
+        small_reads_ = 0;
+    }
+}
 
 std::string_view to_string(CloseReason reason) {
     switch (reason) {
@@ -55,15 +75,18 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
       on_ended_(std::move(on_ended)),
       protocol_(group_->protocol->create()),
       input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
-      output_(Buffer::borrow(bufferevent_get_output(bev_.get()))) {
+      output_(Buffer::borrow(bufferevent_get_output(bev_.get()))),
+      fd_(static_cast<int>(bufferevent_getfd(bev_.get()))) {
     stats_.opened = std::chrono::steady_clock::now();
     last_message_ = stats_.opened;
     // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
     bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
     bufferevent_setcb(bev_.get(), nullptr, &on_write, &on_event, this);
-    read_event_.reset(event_new(static_cast<event_base*>(loop_.native_handle()),
-                                bufferevent_getfd(bev_.get()), EV_READ | EV_PERSIST, &on_readable,
-                                this));
+    // A socket bufferevent freezes the end of its input so that only its own read callback
+    // appends; reading is never enabled on it here, so the connection's reads lift that for good.
+    evbuffer_unfreeze(bufferevent_get_input(bev_.get()), 0);
+    read_event_.reset(event_new(static_cast<event_base*>(loop_.native_handle()), fd_,
+                                EV_READ | EV_PERSIST, &on_readable, this));
     if (!read_event_) throw std::bad_alloc();
     const auto& limits = group_->limits;
     // The write callback fires when pending output falls to this mark: where paused reading
@@ -73,7 +96,14 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
     ++counters_.connections;
 }
 
-TcpConnection::~TcpConnection() = default;
+TcpConnection::~TcpConnection() {
+    drop_stage();
+}
+
+OutputStage& TcpConnection::output_stage() {
+    if (stage_ == nullptr) stage_ = &OutputStage::of_this_thread();
+    return *stage_;
+}
 
 void TcpConnection::start() {
     if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
@@ -88,28 +118,80 @@ void TcpConnection::start() {
 
 void TcpConnection::send(std::string_view payload) {
     if (closing_) return;
+    spill_stage();  // the encoder writes to the output buffer, after what is staged
     const std::size_t before = output_.size();
     guarded("encode", [&] { protocol_->encode(payload, output_); });
     if (closing_) return;
     ++stats_.messages_out;
-    after_output_grew(before);
+    const std::size_t pending = output_.size();
+    after_output_grew(pending - before, pending);
 }
 
 void TcpConnection::send_raw(std::string_view bytes) {
     if (closing_) return;
+    if (staging_) {
+        OutputStage& stage = output_stage();
+        if (stage.append(bytes)) {
+            ++stats_.messages_out;
+            after_output_grew(bytes.size(), stage.bytes().size());
+            return;
+        }
+        spill_stage();
+    }
     const std::size_t before = output_.size();
     output_.append(bytes);
     ++stats_.messages_out;
-    after_output_grew(before);
+    after_output_grew(bytes.size(), before + bytes.size());
 }
 
 std::size_t TcpConnection::output_pending() const {
-    return output_.size();
+    return output_.size() + (staging_ ? stage_->bytes().size() : 0);
 }
 
-void TcpConnection::after_output_grew(std::size_t before) {
-    const std::size_t pending = output_.size();
-    stats_.bytes_out += pending - before;
+void TcpConnection::begin_stage() {
+    if (write_armed_ || !output_.empty()) return;  // staged bytes must not overtake pending ones
+    staging_ = output_stage().claim(this);
+}
+
+void TcpConnection::spill_stage() {
+    if (!staging_) return;
+    OutputStage& stage = output_stage();
+    output_.append(stage.bytes());
+    stage.release();
+    staging_ = false;
+}
+
+void TcpConnection::drop_stage() {
+    if (!staging_) return;
+    stage_->release();
+    staging_ = false;
+}
+
+bool TcpConnection::write_stage() {
+    OutputStage& stage = output_stage();
+    const std::string_view bytes = stage.bytes();
+    std::size_t written = 0;
+    int err = 0;
+    if (!bytes.empty()) {
+        const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n >= 0) {
+            written = static_cast<std::size_t>(n);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            err = errno;
+        }
+    }
+    if (err == 0 && written < bytes.size()) output_.append(bytes.substr(written));
+    stage.release();
+    staging_ = false;
+    if (err != 0) {
+        fail("write", err);
+        return false;
+    }
+    return true;
+}
+
+void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
+    stats_.bytes_out += added;
     const auto& limits = group_->limits;
     if (limits.output_limit != 0 && pending > limits.output_limit) {
         log(LogLevel::info, "listener=", group_->name, " conn=", id_, " output overflow: ", pending,
@@ -137,22 +219,34 @@ void TcpConnection::schedule_flush() {
 }
 
 void TcpConnection::flush() {
-    if (closing_ || write_armed_ || output_.empty()) return;
-    evbuffer* out = bufferevent_get_output(bev_.get());
-    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
-    // The bufferevent freezes the front of its output so only it drains it; lift that while
-    // writing.
-    evbuffer_unfreeze(out, 1);
-    const int written = evbuffer_write_atmost(out, fd, static_cast<ev_ssize_t>(kMaxSingleRead));
-    const int err = errno;
-    evbuffer_freeze(out, 1);
-    if (written < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-        fail("write", err);
-        return;
+    std::size_t left = 0;
+    if (staging_) {
+        // The output buffer was empty when staging began: what the kernel does not take of the
+        // staged bytes is all that is left.
+        if (!write_stage()) return;
+        if (closing_) return;
+        left = output_.size();
+    } else {
+        if (closing_ || write_armed_) return;
+        evbuffer* out = bufferevent_get_output(bev_.get());
+        const std::size_t pending = evbuffer_get_length(out);
+        if (pending == 0) return;
+        // The bufferevent freezes the front of its output so only it drains it; lift that while
+        // writing.
+        evbuffer_unfreeze(out, 1);
+        const int written =
+            evbuffer_write_atmost(out, fd_, static_cast<ev_ssize_t>(kMaxSingleRead));
+        const int err = errno;
+        evbuffer_freeze(out, 1);
+        if (written < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            fail("write", err);
+            return;
+        }
+        left = written > 0 ? pending - static_cast<std::size_t>(written) : pending;
     }
-    if (!output_.empty()) arm_write();
+    if (left != 0) arm_write();
     // The kernel took enough: reading resumes below half the high-water mark, as in on_write.
-    if (paused_for_output_ && output_.size() <= group_->limits.output_high_water / 2) {
+    if (paused_for_output_ && left <= group_->limits.output_high_water / 2) {
         paused_for_output_ = false;
         resume_reading();
     }
@@ -208,11 +302,10 @@ void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
 
 void TcpConnection::process_input() {
     if (closing_ || read_pauses_ > 0) return;
-    stats_.bytes_in += input_.size() - input_seen_;
+    begin_stage();
     in_read_ = true;
     const DecodeOutcome outcome = decode_all(*protocol_, input_, *this);
     in_read_ = false;
-    input_seen_ = input_.size();
     flush();
     if (outcome.failed && !closing_) {
         log(LogLevel::info, "listener=", group_->name, " conn=", id_,
@@ -225,9 +318,7 @@ void TcpConnection::process_input() {
 void TcpConnection::on_end_of_stream() {
     // Half-close: the peer may still read. Decode what is left, answer it, then close.
     peer_ended_ = true;
-    stats_.bytes_in += input_.size() - input_seen_;
     const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
-    input_seen_ = input_.size();
     if (outcome.failed) {
         log(LogLevel::info, "listener=", group_->name, " conn=", id_,
             " protocol error at end of input: ", outcome.error.reason);
@@ -299,27 +390,23 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
 }
 
 TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
+    // Each read offers the space the ReadSizer learnt from recent reads, so a small request costs
+    // a small chunk; a read that fills it is followed by a larger one at once.
     evbuffer* in = bufferevent_get_input(bev_.get());
-    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
-    // A socket bufferevent freezes the end of its input buffer so that only its own read callback
-    // appends; lift that while reading, as the bufferevent itself does.
-    evbuffer_unfreeze(in, 0);
     SocketRead result;
     while (result.bytes < limit) {
-        const std::size_t want = std::min(kReadChunk, limit - result.bytes);
-        evbuffer_iovec space[2];
-        const int reserved = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), space, 2);
-        if (reserved <= 0) break;
-        iovec iov[2];
-        std::size_t offered = 0;
-        for (int i = 0; i < reserved; ++i) {
-            iov[i] = {space[i].iov_base, space[i].iov_len};
-            offered += space[i].iov_len;
-        }
-        const ssize_t got = ::readv(fd, iov, reserved);
+        const std::size_t room = limit - result.bytes;
+        const std::size_t want = std::min(read_sizer_.reservation(), room);
+        // One vector: libevent then extends the last chunk or adds one, without setting up a
+        // vector per chunk.
+        evbuffer_iovec space;
+        if (evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), &space, 1) != 1) break;
+        // The chunk may have more space than asked for.
+        const std::size_t offered = std::min(space.iov_len, room);
+        const ssize_t got = ::read(fd_, space.iov_base, offered);
         if (got <= 0) {
             const int err = errno;
-            evbuffer_commit_space(in, space, 0);
+            evbuffer_commit_space(in, &space, 0);
             if (got == 0) {
                 result.end_of_stream = true;
             } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -327,17 +414,14 @@ TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
             }
             break;
         }
-        std::size_t left = static_cast<std::size_t>(got);
-        int used = 0;
-        for (; used < reserved && left > 0; ++used) {
-            space[used].iov_len = std::min(space[used].iov_len, left);
-            left -= space[used].iov_len;
-        }
-        evbuffer_commit_space(in, space, used);
-        result.bytes += static_cast<std::size_t>(got);
-        if (static_cast<std::size_t>(got) < offered) break;  // the socket is drained
+        const auto bytes = static_cast<std::size_t>(got);
+        space.iov_len = bytes;
+        evbuffer_commit_space(in, &space, 1);
+        read_sizer_.record(bytes, offered);
+        result.bytes += bytes;
+        stats_.bytes_in += bytes;
+        if (bytes < offered) break;  // the socket is drained
     }
-    evbuffer_freeze(in, 0);
     return result;
 }
 

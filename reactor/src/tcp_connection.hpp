@@ -18,6 +18,8 @@
 
 namespace reactor {
 
+class OutputStage;
+
 // What a connection shares with the others of its listener (or outbound spec).
 struct ConnectionGroup {
     std::string name;
@@ -35,6 +37,27 @@ struct LoopCounters {
     std::atomic<std::size_t> connections{0};
     std::atomic<std::uint64_t> messages{0};
     std::atomic<std::int64_t> lag_us{0};
+};
+
+// How much input buffer a connection offers each read, learnt from its recent reads in the manner
+// of Netty's adaptive receive allocator: grown at once when a read fills it, shrunk after a run of
+// reads that would have fit in half. Sizes are evbuffer chain sizes, so a request of a few bytes
+// costs a small allocation, not a 64 KiB one.
+class ReadSizer {
+  public:
+    // Bytes to reserve: the chain size less libevent's chain header, so the chain is not rounded
+    // up to the next power of two.
+    std::size_t reservation() const { return chunk_ - kChunkOverhead; }
+    void record(std::size_t got, std::size_t offered);
+
+    static constexpr std::size_t kMinChunk = 1024;  // libevent's smallest chain
+    static constexpr std::size_t kMaxChunk = 128 * 1024;
+    static constexpr std::size_t kChunkOverhead = 64;  // at least sizeof(evbuffer_chain)
+    static constexpr int kShrinkAfter = 8;
+
+  private:
+    std::size_t chunk_ = kMinChunk;
+    int small_reads_ = 0;
 };
 
 class TcpConnection final : public Connection, private MessageSink {
@@ -79,12 +102,24 @@ class TcpConnection final : public Connection, private MessageSink {
     static void on_event(bufferevent*, short what, void* arg);
     static void on_idle(evutil_socket_t, short, void* arg);
 
-    void after_output_grew(std::size_t before);
+    // Output grew by `added` bytes to `pending`: limits, back-pressure, and a flush.
+    void after_output_grew(std::size_t added, std::size_t pending);
     // Replies are written by the connection itself, once per loop iteration: at the end of the read
     // callback, or deferred when output grows elsewhere. Only a partial write arms libevent's write
     // event, so a request/reply costs no epoll_ctl.
     void schedule_flush();
     void flush();
+    // The OutputStage, held while process_input() runs (see output_stage.hpp): begin_stage() takes
+    // it if nothing is pending before it; spill_stage() moves what it holds to the output buffer
+    // and lets it go (when bytes are about to be written there, or on a graceful close);
+    // drop_stage() lets it go with its bytes (close at once); write_stage() writes it, keeps what
+    // the kernel did not take, lets it go, and is false if the connection failed.
+    void begin_stage();
+    void spill_stage();
+    void drop_stage();
+    bool write_stage();
+    // This thread's OutputStage, looked up once.
+    OutputStage& output_stage();
     void arm_write();
     void pause_reading();
     void resume_reading();
@@ -123,11 +158,13 @@ class TcpConnection final : public Connection, private MessageSink {
     std::unique_ptr<Protocol> protocol_;
     Buffer input_;
     Buffer output_;
+    const int fd_;
+    OutputStage* stage_ = nullptr;  // see output_stage()
+    ReadSizer read_sizer_;
     // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
     // after bev_ so it is freed first.
     EventPtr read_event_;
     ConnectionStats stats_;
-    std::size_t input_seen_ = 0;  // input bytes already counted in stats_.bytes_in
     EventPtr idle_timer_;
     std::chrono::steady_clock::time_point last_message_;
     int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
@@ -135,6 +172,7 @@ class TcpConnection final : public Connection, private MessageSink {
     bool in_read_ = false;          // inside on_read: it flushes when done
     bool flush_scheduled_ = false;  // a deferred flush is queued
     bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
+    bool staging_ = false;          // holds the OutputStage; the output buffer is empty meanwhile
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
     bool closing_ = false;
     bool peer_ended_ = false;  // the peer's end of stream was read

@@ -28,6 +28,11 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
         read_remaining_input();
         if (closing_) return;
     }
+    if (mode == CloseMode::now) {
+        drop_stage();
+    } else {
+        spill_stage();
+    }
     closing_ = true;
     reason_ = reason;
     event_del(read_event_.get());
@@ -63,7 +68,7 @@ void TcpConnection::linger() {
     linger_started_ = std::chrono::steady_clock::now();
     bufferevent_disable(bev_.get(), EV_WRITE);
     bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
-    if (::shutdown(static_cast<int>(bufferevent_getfd(bev_.get())), SHUT_WR) != 0) {
+    if (::shutdown(fd_, SHUT_WR) != 0) {
         finish();
         return;
     }
@@ -74,11 +79,10 @@ void TcpConnection::linger() {
 }
 
 void TcpConnection::discard_while_lingering(short what) {
-    const int fd = static_cast<int>(bufferevent_getfd(bev_.get()));
     if (what & EV_READ) {
         char sink[16 * 1024];
         for (int reads = 0; reads < 16; ++reads) {
-            const ssize_t got = ::recv(fd, sink, sizeof sink, 0);
+            const ssize_t got = ::recv(fd_, sink, sizeof sink, 0);
             if (got > 0) continue;
             if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
             finish();  // the peer's end of stream, or a reset
@@ -88,7 +92,7 @@ void TcpConnection::discard_while_lingering(short what) {
     // Done once the kernel holds none of the output (sent and acknowledged), with no unread input
     // just now; or at the deadline.
     int unsent = 0;
-    if (::ioctl(fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
+    if (::ioctl(fd_, SIOCOUTQ, &unsent) != 0) unsent = 0;
     if (unsent == 0 || std::chrono::steady_clock::now() - linger_started_ >= kLingerTimeout) {
         finish();
     }
@@ -112,6 +116,7 @@ void TcpConnection::finish() {
     if (finished_) return;
     finished_ = true;
     closing_ = true;
+    drop_stage();
     event_del(read_event_.get());
     bufferevent_disable(bev_.get(), EV_WRITE);
     bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
