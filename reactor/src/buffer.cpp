@@ -3,6 +3,8 @@
 #include <event2/buffer.h>
 
 #include <algorithm>
+#include <cassert>
+#include <cstring>
 #include <new>
 
 namespace reactor {
@@ -21,9 +23,23 @@ Buffer::~Buffer() {
     if (owned_ && handle_ != nullptr) evbuffer_free(eb(handle_));
 }
 
-Buffer::Buffer(Buffer&& other) noexcept : handle_(other.handle_), owned_(other.owned_) {
+Buffer::Buffer(Buffer&& other) noexcept
+    : handle_(other.handle_), owned_(other.owned_), front_(other.front_) {
     other.handle_ = nullptr;
     other.owned_ = false;
+    other.front_ = {};
+}
+
+void Buffer::borrow_front(std::string_view bytes) {
+    assert(empty());
+    front_ = bytes;
+}
+
+void Buffer::keep_front() {
+    if (front_.empty()) return;
+    const std::string_view bytes = front_;
+    front_ = {};
+    if (evbuffer_add(eb(handle_), bytes.data(), bytes.size()) != 0) throw std::bad_alloc();
 }
 
 Buffer Buffer::borrow(void* evbuffer_handle) {
@@ -31,7 +47,7 @@ Buffer Buffer::borrow(void* evbuffer_handle) {
 }
 
 std::size_t Buffer::size() const {
-    return evbuffer_get_length(eb(handle_));
+    return front_.empty() ? evbuffer_get_length(eb(handle_)) : front_.size();
 }
 
 void Buffer::append(std::string_view bytes) {
@@ -39,14 +55,19 @@ void Buffer::append(std::string_view bytes) {
 }
 
 void Buffer::append(const void* data, std::size_t n) {
-    if (n != 0 && evbuffer_add(eb(handle_), data, n) != 0) throw std::bad_alloc();
+    if (n == 0) return;
+    keep_front();
+    if (evbuffer_add(eb(handle_), data, n) != 0) throw std::bad_alloc();
 }
 
 void Buffer::append(Buffer& other) {
+    keep_front();
+    other.keep_front();
     evbuffer_add_buffer(eb(handle_), eb(other.handle_));
 }
 
 std::string_view Buffer::peek(std::size_t n) {
+    if (!front_.empty()) return front_.substr(0, n);
     n = std::min(n, size());
     if (n == 0) return {};
     auto* p = evbuffer_pullup(eb(handle_), static_cast<ev_ssize_t>(n));
@@ -54,6 +75,7 @@ std::string_view Buffer::peek(std::size_t n) {
 }
 
 std::string_view Buffer::contiguous_front() const {
+    if (!front_.empty()) return front_;
     evbuffer_iovec first{};
     if (evbuffer_peek(eb(handle_), -1, nullptr, &first, 1) < 1) return {};
     return {static_cast<const char*>(first.iov_base), first.iov_len};
@@ -62,6 +84,11 @@ std::string_view Buffer::contiguous_front() const {
 std::size_t Buffer::copy_out(std::size_t offset, void* out, std::size_t n) const {
     const std::size_t len = size();
     if (offset >= len || n == 0) return 0;
+    if (!front_.empty()) {
+        n = std::min(n, len - offset);
+        std::memcpy(out, front_.data() + offset, n);
+        return n;
+    }
     evbuffer_ptr pos;
     if (evbuffer_ptr_set(eb(handle_), &pos, offset, EVBUFFER_PTR_SET) != 0) return 0;
     const ev_ssize_t got = evbuffer_copyout_from(eb(handle_), &pos, out, std::min(n, len - offset));
@@ -72,6 +99,10 @@ std::size_t Buffer::find(std::string_view needle, std::size_t start, std::size_t
     const std::size_t len = size();
     end = std::min(end, len);
     if (needle.empty() || start >= end || end - start < needle.size()) return npos;
+    if (!front_.empty()) {
+        const std::size_t at = front_.substr(0, end).find(needle, start);
+        return at == std::string_view::npos ? npos : at;
+    }
     evbuffer_ptr from;
     evbuffer_ptr to;
     if (evbuffer_ptr_set(eb(handle_), &from, start, EVBUFFER_PTR_SET) != 0) return npos;
@@ -86,17 +117,27 @@ std::size_t Buffer::find(std::string_view needle, std::size_t start, std::size_t
 }
 
 void Buffer::drain(std::size_t n) {
+    if (!front_.empty()) {
+        front_.remove_prefix(std::min(n, front_.size()));
+        return;
+    }
     evbuffer_drain(eb(handle_), n);
 }
 
 std::string Buffer::take(std::size_t n) {
     n = std::min(n, size());
+    if (!front_.empty()) {
+        std::string out(front_.substr(0, n));
+        front_.remove_prefix(n);
+        return out;
+    }
     std::string out(n, '\0');
     evbuffer_remove(eb(handle_), out.data(), n);
     return out;
 }
 
 std::string Buffer::to_string() const {
+    if (!front_.empty()) return std::string(front_);
     std::string out(size(), '\0');
     evbuffer_copyout(eb(handle_), out.data(), out.size());
     return out;

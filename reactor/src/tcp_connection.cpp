@@ -9,7 +9,7 @@
 #include <cstring>
 #include <new>
 
-#include "output_stage.hpp"
+#include "io_scratch.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 
@@ -21,6 +21,8 @@ namespace {
 // (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
 // to kMaxSingleRead, so one busy peer cannot hold the loop.
 constexpr std::size_t kMaxSingleRead = 256 * 1024;
+// Reads go to the thread's ReadArea while the ReadSizer offers at most this much.
+constexpr std::size_t kAreaReadsUpTo = 16 * 1024;
 
 }  // namespace
 
@@ -98,6 +100,7 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
 
 TcpConnection::~TcpConnection() {
     drop_stage();
+    keep_input();
 }
 
 OutputStage& TcpConnection::output_stage() {
@@ -228,7 +231,7 @@ void TcpConnection::flush() {
         left = output_.size();
     } else {
         if (closing_ || write_armed_) return;
-        evbuffer* out = bufferevent_get_output(bev_.get());
+        evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
         const std::size_t pending = evbuffer_get_length(out);
         if (pending == 0) return;
         // The bufferevent freezes the front of its output so only it drains it; lift that while
@@ -290,6 +293,7 @@ void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
     if (self->closing_ || self->read_pauses_ > 0 || self->peer_ended_) return;
     const SocketRead got = self->read_socket(kMaxSingleRead);
     if (got.bytes > 0) self->process_input();
+    self->keep_input();
     // Once the input closed the connection (a protocol error, QUIT), its pending output still
     // goes out; the end of the peer's stream changes nothing then.
     if (self->closing_) return;
@@ -389,11 +393,49 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
     }
 }
 
+void TcpConnection::keep_input() {
+    if (!holding_area_) return;
+    input_.keep_front();
+    area_->release();
+    holding_area_ = false;
+}
+
+bool TcpConnection::read_into_area(SocketRead& result) {
+    // Only for a connection whose reads have been small, with nothing buffered: a partial frame
+    // left in the area is copied out after decoding, which for large frames would be a copy per
+    // read.
+    if (read_sizer_.reservation() > kAreaReadsUpTo || !input_.empty()) return false;
+    if (area_ == nullptr) area_ = &ReadArea::of_this_thread();
+    char* bytes = area_->claim(this);
+    if (bytes == nullptr) return false;
+    holding_area_ = true;
+    const ssize_t got = ::read(fd_, bytes, ReadArea::kBytes);
+    if (got <= 0) {
+        const int err = errno;
+        keep_input();
+        if (got == 0) {
+            result.end_of_stream = true;
+        } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            result.error = err;
+        }
+        return true;
+    }
+    const auto n = static_cast<std::size_t>(got);
+    input_.borrow_front({bytes, n});
+    read_sizer_.record(n, read_sizer_.reservation());
+    result.bytes = n;
+    stats_.bytes_in += n;
+    if (n < ReadArea::kBytes) return true;  // the socket is drained
+    keep_input();  // more is pending: read on into the buffer's own storage
+    return false;
+}
+
 TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
     // Each read offers the space the ReadSizer learnt from recent reads, so a small request costs
     // a small chunk; a read that fills it is followed by a larger one at once.
-    evbuffer* in = bufferevent_get_input(bev_.get());
     SocketRead result;
+    if (read_into_area(result)) return result;
+    evbuffer* in = static_cast<evbuffer*>(input_.native_handle());
     while (result.bytes < limit) {
         const std::size_t room = limit - result.bytes;
         const std::size_t want = std::min(read_sizer_.reservation(), room);
@@ -439,6 +481,7 @@ void TcpConnection::read_remaining_input() {
     if (read_pauses_ > 0) return;
     read_socket(kMaxSingleRead * 64);
     process_input();
+    keep_input();
 }
 
 }  // namespace reactor

@@ -19,6 +19,7 @@
 namespace reactor {
 
 class OutputStage;
+class ReadArea;
 
 // What a connection shares with the others of its listener (or outbound spec).
 struct ConnectionGroup {
@@ -109,7 +110,7 @@ class TcpConnection final : public Connection, private MessageSink {
     // event, so a request/reply costs no epoll_ctl.
     void schedule_flush();
     void flush();
-    // The OutputStage, held while process_input() runs (see output_stage.hpp): begin_stage() takes
+    // The OutputStage, held while process_input() runs (see io_scratch.hpp): begin_stage() takes
     // it if nothing is pending before it; spill_stage() moves what it holds to the output buffer
     // and lets it go (when bytes are about to be written there, or on a graceful close);
     // drop_stage() lets it go with its bytes (close at once); write_stage() writes it, keeps what
@@ -137,6 +138,12 @@ class TcpConnection final : public Connection, private MessageSink {
     };
     // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
     SocketRead read_socket(std::size_t limit);
+    // The first read of read_socket(), into the thread's ReadArea when this connection's reads are
+    // small: true when that read is all there is to do.
+    bool read_into_area(SocketRead& result);
+    // Copies what is left of input read into the ReadArea into the input buffer, and lets the
+    // area go. After every read, once decoding is done.
+    void keep_input();
     void read_remaining_input();
     // A read or write on the socket failed with errno `error`: closes at once, "reset/error".
     void fail(const char* operation, int error);
@@ -160,6 +167,8 @@ class TcpConnection final : public Connection, private MessageSink {
     Buffer output_;
     const int fd_;
     OutputStage* stage_ = nullptr;  // see output_stage()
+    ReadArea* area_ = nullptr;      // this thread's, looked up once
+    bool holding_area_ = false;     // the input borrows bytes from the ReadArea
     ReadSizer read_sizer_;
     // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
     // after bev_ so it is freed first.

@@ -1,4 +1,5 @@
 #include "apps/builtin_apps.hpp"
+#include "http_date.hpp"
 #include "http_response.hpp"
 
 namespace reactord {
@@ -19,12 +20,20 @@ class HttpApp final : public App {
         const bool head = request.method == "HEAD";
         const bool get = request.method == "GET" || head;
         std::string_view path = request.target.substr(0, request.target.find('?'));
+        // The fixed pages skip the response builder: their replies are made once per second.
+        if (get && (path == "/" || path == "/json")) {
+            const bool http10 = request.version_major == 1 && request.version_minor == 0;
+            const std::size_t connection = !request.keep_alive ? kClose
+                                           : http10            ? kKeepAlive
+                                                               : kDefault;
+            conn.send_raw(fixed_reply(path == "/" ? kText : kJson, connection, head));
+            if (!request.keep_alive) conn.close();
+            return;
+        }
 
         HttpResponse response(200);
-        if (path == "/") {
-            response = get ? text(200, "Hello, World!") : not_allowed("GET, HEAD");
-        } else if (path == "/json") {
-            response = get ? json(R"({"message":"Hello, World!"})") : not_allowed("GET, HEAD");
+        if (path == "/" || path == "/json") {
+            response = not_allowed("GET, HEAD");
         } else if (path == "/stats") {
             response = get ? json(stats_.to_json(server_.loop_stats())) : not_allowed("GET, HEAD");
         } else if (path == "/echo") {
@@ -50,6 +59,41 @@ class HttpApp final : public App {
     }
 
   private:
+    static constexpr std::string_view kHello = "Hello, World!";
+    static constexpr std::string_view kHelloJson = R"({"message":"Hello, World!"})";
+    enum : std::size_t { kText, kJson };                  // the fixed pages
+    enum : std::size_t { kDefault, kKeepAlive, kClose };  // what the request asks of the connection
+    // Header lines of the fixed pages, by connection.
+    static constexpr std::string_view kTextLines[] = {
+        "Content-Type: text/plain\r\n", "Content-Type: text/plain\r\nConnection: keep-alive\r\n",
+        "Content-Type: text/plain\r\nConnection: close\r\n"};
+    static constexpr std::string_view kJsonLines[] = {
+        "Content-Type: application/json\r\n",
+        "Content-Type: application/json\r\nConnection: keep-alive\r\n",
+        "Content-Type: application/json\r\nConnection: close\r\n"};
+
+    // The whole reply of a fixed page, remade when the Date changes. Per thread, as handlers of
+    // several loops run at once.
+    static std::string_view fixed_reply(std::size_t page, std::size_t connection, bool head) {
+        struct Reply {
+            std::string date;
+            std::string bytes;
+        };
+        thread_local Reply replies[2][3][2];
+        Reply& reply = replies[page][connection][head ? 1 : 0];
+        const std::string_view date = reactor::protocols::http_date_now();
+        if (reply.date != date) {
+            const std::string_view body = page == kText ? kHello : kHelloJson;
+            const auto& lines = page == kText ? kTextLines : kJsonLines;
+            reply.date.assign(date);
+            reply.bytes.clear();
+            reactor::protocols::append_http_head(reply.bytes, 200, "OK", lines[connection],
+                                                 body.size());
+            if (!head) reply.bytes.append(body);
+        }
+        return reply.bytes;
+    }
+
     static HttpResponse text(int status, std::string_view body) {
         HttpResponse r(status);
         r.header("Content-Type", "text/plain");

@@ -266,3 +266,50 @@ TEST_CASE("a borrowed buffer works on an evbuffer it does not own") {
     CHECK(evbuffer_get_length(raw) == 6);
     evbuffer_free(raw);
 }
+
+TEST_CASE("borrowed front bytes read like owned ones, and are copied when kept") {
+    std::string lent = "GET /a\r\nGET /b\r\nGE";
+    Buffer buffer;
+    buffer.borrow_front(lent);
+    CHECK(buffer.size() == lent.size());
+    CHECK(buffer.contiguous_front().data() == lent.data());  // in place, no copy
+    CHECK(buffer.peek(6) == "GET /a");
+    CHECK(buffer.find("\r\n") == 6);
+    CHECK(buffer.find("\r\n", 7) == 14);
+    CHECK(buffer.find("\r\n", 0, 7) == Buffer::npos);
+    CHECK(buffer.find("/b", 0, 13) == Buffer::npos);
+    CHECK(buffer.find("/b", 0, 14) == 12);
+    char copy[4] = {};
+    CHECK(buffer.copy_out(4, copy, 4) == 4);
+    CHECK(std::string_view(copy, 4) == "/a\r\n");
+    CHECK(buffer.copy_out(lent.size() - 1, copy, 4) == 1);
+    CHECK(buffer.take(8) == "GET /a\r\n");
+    buffer.drain(8);
+    CHECK(buffer.to_string() == "GE");
+
+    SUBCASE("keep_front copies what is left; the lent memory may then change") {
+        buffer.keep_front();
+        lent.assign(lent.size(), '#');
+        CHECK(buffer.to_string() == "GE");
+        buffer.append("T /c\r\n");
+        CHECK(buffer.to_string() == "GET /c\r\n");
+    }
+    SUBCASE("appending keeps the borrowed bytes first") {
+        buffer.append("T /c\r\n");
+        lent.assign(lent.size(), '#');
+        CHECK(buffer.to_string() == "GET /c\r\n");
+    }
+    SUBCASE("moving the buffer into another keeps the order") {
+        Buffer other;
+        other.append(">");
+        other.append(buffer);
+        lent.assign(lent.size(), '#');
+        CHECK(buffer.empty());
+        CHECK(other.to_string() == ">GE");
+    }
+    SUBCASE("draining past the end empties it") {
+        buffer.drain(100);
+        CHECK(buffer.empty());
+        CHECK(buffer.contiguous_front().empty());
+    }
+}

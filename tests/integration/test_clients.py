@@ -130,6 +130,29 @@ class Clients(unittest.TestCase):
         self.assertEqual(data.count(b'{"message":"Hello, World!"}'), 3)
         self.assertTrue(data.endswith(b"Hello, World!"))
 
+    def test_http_connection_headers_on_fixed_pages(self):
+        # The fixed pages' replies are made once per second per variant: each variant must still
+        # say what its request asked of the connection, and HEAD must carry no body.
+        c = connect(self.server.ports["http"])
+        c.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        data = b""
+        while not data.endswith(b"Hello, World!"):
+            chunk = c.recv(4096)
+            self.assertTrue(chunk, data)
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        self.assertIn(b"\r\nConnection: keep-alive", head)
+        self.assertEqual(body, b"Hello, World!")
+        c.sendall(b"HEAD /json HTTP/1.1\r\n\r\nGET /json HTTP/1.0\r\n\r\n")
+        data = recv_to_eof(c)
+        first, second = data.split(b"HTTP/1.1 200 OK", 2)[1:]
+        self.assertIn(b"Content-Length: 27\r\n\r\n", first)
+        self.assertTrue(first.endswith(b"\r\n\r\n"))  # no body after a HEAD's head
+        self.assertNotIn(b"Connection:", first)
+        self.assertIn(b"\r\nConnection: close\r\n", second)
+        self.assertTrue(second.endswith(b'{"message":"Hello, World!"}'))
+        c.close()
+
     def test_http_malformed_gets_400(self):
         c = connect(self.server.ports["http"])
         c.sendall(b"BLAH\x01 / HTTP/1.1\r\n\r\n")

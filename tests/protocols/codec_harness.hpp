@@ -75,16 +75,23 @@ struct FeedResult {
 // Appends each chunk, running decode_all after each, until the protocol fails. By default each
 // chunk becomes its own buffer segment, so frames straddle segment boundaries. Locating an offset
 // in a buffer walks its segments, so for thousands of tiny chunks pass separate_segments = false:
-// the chunks are then copied into the buffer's last segment, as socket reads are.
+// the chunks are then copied into the buffer's last segment, as socket reads are. With borrow, a
+// chunk that arrives at an empty buffer is lent to it in place (Buffer::borrow_front), as a
+// connection's small reads are, and what is left is kept after decoding; the lent memory is then
+// overwritten, so a view that outlived it shows.
 inline FeedResult feed_chunks(reactor::Protocol& protocol,
                               const std::vector<std::string_view>& chunks,
-                              bool separate_segments = true) {
+                              bool separate_segments = true, bool borrow = false) {
     FeedResult result;
     CapturingSink sink;
     reactor::Buffer in;
     std::size_t fed = 0;
+    std::string lent;
     for (const auto chunk : chunks) {
-        if (separate_segments) {
+        if (borrow && in.empty()) {
+            lent.assign(chunk);
+            in.borrow_front(lent);
+        } else if (separate_segments) {
             reactor::Buffer segment;
             segment.append(chunk);
             in.append(segment);
@@ -94,6 +101,10 @@ inline FeedResult feed_chunks(reactor::Protocol& protocol,
         fed += chunk.size();
         const std::size_t before = sink.messages.size();
         const reactor::DecodeOutcome outcome = reactor::decode_all(protocol, in, sink);
+        if (borrow) {
+            in.keep_front();
+            lent.assign(lent.size(), '#');
+        }
         REQUIRE(outcome.messages == sink.messages.size() - before);
         result.largest_batch = std::max(result.largest_batch, outcome.messages);
         if (outcome.failed) {
@@ -108,22 +119,24 @@ inline FeedResult feed_chunks(reactor::Protocol& protocol,
     return result;
 }
 
-inline FeedResult feed_whole(const reactor::ProtocolFactory& factory, std::string_view bytes) {
+inline FeedResult feed_whole(const reactor::ProtocolFactory& factory, std::string_view bytes,
+                             bool borrow = false) {
     const auto protocol = factory.create();
-    return feed_chunks(*protocol, {bytes});
+    return feed_chunks(*protocol, {bytes}, true, borrow);
 }
 
 inline FeedResult feed_split(const reactor::ProtocolFactory& factory, std::string_view bytes,
-                             std::size_t at) {
+                             std::size_t at, bool borrow = false) {
     const auto protocol = factory.create();
-    return feed_chunks(*protocol, {bytes.substr(0, at), bytes.substr(at)});
+    return feed_chunks(*protocol, {bytes.substr(0, at), bytes.substr(at)}, true, borrow);
 }
 
-inline FeedResult feed_bytewise(const reactor::ProtocolFactory& factory, std::string_view bytes) {
+inline FeedResult feed_bytewise(const reactor::ProtocolFactory& factory, std::string_view bytes,
+                                bool borrow = false) {
     std::vector<std::string_view> chunks;
     for (std::size_t i = 0; i < bytes.size(); ++i) chunks.push_back(bytes.substr(i, 1));
     const auto protocol = factory.create();
-    return feed_chunks(*protocol, chunks);
+    return feed_chunks(*protocol, chunks, true, borrow);
 }
 
 // Drops payloads from the comparison where the expectation gives arguments only.
@@ -148,11 +161,15 @@ inline void check_delivers(const FeedResult& result, const std::vector<Captured>
 // consume everything and not fail.
 inline void check_all_feeds(const reactor::ProtocolFactory& factory, std::string_view bytes,
                             const std::vector<Captured>& expected) {
-    check_delivers(feed_whole(factory, bytes), expected, "whole");
-    for (std::size_t at = 1; at < bytes.size(); ++at) {
-        check_delivers(feed_split(factory, bytes, at), expected, "split at " + std::to_string(at));
+    for (const bool borrow : {false, true}) {
+        const std::string how = borrow ? " (lent)" : "";
+        check_delivers(feed_whole(factory, bytes, borrow), expected, "whole" + how);
+        for (std::size_t at = 1; at < bytes.size(); ++at) {
+            check_delivers(feed_split(factory, bytes, at, borrow), expected,
+                           "split at " + std::to_string(at) + how);
+        }
+        check_delivers(feed_bytewise(factory, bytes, borrow), expected, "byte by byte" + how);
     }
-    check_delivers(feed_bytewise(factory, bytes), expected, "byte by byte");
 }
 
 // Builds a protocol through its builder, the way a listener does.

@@ -45,6 +45,13 @@ class Buffer {
 
     // Library-internal: wraps an evbuffer owned elsewhere (a bufferevent's input or output).
     static Buffer borrow(void* evbuffer_handle);
+    // Library-internal, for a connection's input: while the buffer is empty, bytes read elsewhere
+    // can become its content in place, without a copy; keep_front() copies what is left of them
+    // into the buffer's own storage, before the memory they live in is reused. Every other member
+    // sees one sequence of bytes either way; appending keeps the borrowed bytes first.
+    void borrow_front(std::string_view bytes);
+    void keep_front();
+    // The evbuffer, without borrowed bytes: call keep_front() before using it.
     void* native_handle() const { return handle_; }
     Buffer(Buffer&& other) noexcept;
 
@@ -52,6 +59,7 @@ class Buffer {
     Buffer(void* handle, bool owned) : handle_(handle), owned_(owned) {}
     void* handle_;
     bool owned_;
+    std::string_view front_;  // borrowed bytes; the evbuffer is empty while there are any
 };
 
 }  // namespace reactor

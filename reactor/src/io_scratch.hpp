@@ -1,8 +1,9 @@
 #pragma once
 
-// Internal header.
+// Per-thread memory a loop's connections use in turn for their I/O. Internal header.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,36 @@ class OutputStage {
   private:
     const void* owner_ = nullptr;
     std::string bytes_;
+};
+
+// Where a connection whose recent reads were small reads its socket: the bytes become the input
+// buffer's content in place (Buffer::borrow_front), are decoded there, and only a partial frame
+// left at the end is copied into the input buffer. Spares the buffer a chunk allocation and the
+// reserve/commit/drain round for every request.
+//
+// One per thread (a loop thread), held by one connection at a time, from its read until it has
+// kept what it did not decode.
+class ReadArea {
+  public:
+    static ReadArea& of_this_thread() {
+        thread_local ReadArea area;
+        return area;
+    }
+
+    // Null if another connection holds it.
+    char* claim(const void* owner) {
+        if (owner_ != nullptr) return nullptr;
+        if (!bytes_) bytes_ = std::make_unique<char[]>(kBytes);
+        owner_ = owner;
+        return bytes_.get();
+    }
+    void release() { owner_ = nullptr; }
+
+    static constexpr std::size_t kBytes = 64 * 1024;
+
+  private:
+    const void* owner_ = nullptr;
+    std::unique_ptr<char[]> bytes_;
 };
 
 }  // namespace reactor
