@@ -31,6 +31,7 @@ std::string error_kind(reactor::CloseReason reason) {
             return "bad_reply_framing";
         case reactor::CloseReason::output_overflow:
             return "output_overflow";
+        case reactor::CloseReason::app_closed:
         case reactor::CloseReason::kicked:
             return "closed_locally";
         case reactor::CloseReason::shutdown:

@@ -57,6 +57,8 @@ std::string_view to_string(CloseReason reason) {
             return "protocol error";
         case CloseReason::output_overflow:
             return "output overflow";
+        case CloseReason::app_closed:
+            return "closed by app";
         case CloseReason::kicked:
             return "kicked";
         case CloseReason::shutdown:
@@ -71,14 +73,14 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
     : loop_(loop),
       counters_(counters),
       id_(id),
-      bev_(std::move(bev)),
-      peer_(std::move(peer)),
       group_(std::move(group)),
-      on_ended_(std::move(on_ended)),
+      bev_(std::move(bev)),
       protocol_(group_->protocol->create()),
       input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
       output_(Buffer::borrow(bufferevent_get_output(bev_.get()))),
-      fd_(static_cast<int>(bufferevent_getfd(bev_.get()))) {
+      fd_(static_cast<int>(bufferevent_getfd(bev_.get()))),
+      peer_(std::move(peer)),
+      on_ended_(std::move(on_ended)) {
     stats_.opened = std::chrono::steady_clock::now();
     last_message_ = stats_.opened;
     // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
@@ -276,7 +278,9 @@ void TcpConnection::resume_reading() {
 void TcpConnection::deliver(Message& message) {
     message.conn = id_;
     ++stats_.messages_in;
-    counters_.messages.fetch_add(1, std::memory_order_relaxed);
+    // Only this loop's thread writes the counter: a plain increment, no locked instruction.
+    counters_.messages.store(counters_.messages.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
     if (idle_timer_)
         last_message_ = std::chrono::steady_clock::now();  // only the idle timer reads it
     if (group_->handlers.on_message) {

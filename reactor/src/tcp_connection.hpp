@@ -33,7 +33,8 @@ struct ConnectionGroup {
     std::atomic<std::int64_t> refusal_logged_ms{-1000000};
 };
 
-// Counters of the loop a connection lives on, read from any thread.
+// Counters of the loop a connection lives on, read from any thread; messages is written by the
+// loop's own thread only.
 struct LoopCounters {
     std::atomic<std::size_t> connections{0};
     std::atomic<std::uint64_t> messages{0};
@@ -155,41 +156,43 @@ class TcpConnection final : public Connection, private MessageSink {
     // Releases the socket (after conclude()): Ending::released.
     void finish();
 
+    // What every read and reply touches comes first, so a request touches few cache lines.
     EventLoop& loop_;
     LoopCounters& counters_;
     const ConnectionId id_;
-    BufferEventPtr bev_;
-    const std::string peer_;
     std::shared_ptr<ConnectionGroup> group_;
-    EndedFn on_ended_;
+    BufferEventPtr bev_;
     std::unique_ptr<Protocol> protocol_;
     Buffer input_;
     Buffer output_;
     const int fd_;
-    OutputStage* stage_ = nullptr;  // see output_stage()
-    ReadArea* area_ = nullptr;      // this thread's, looked up once
-    bool holding_area_ = false;     // the input borrows bytes from the ReadArea
-    ReadSizer read_sizer_;
-    // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
-    // after bev_ so it is freed first.
-    EventPtr read_event_;
-    ConnectionStats stats_;
-    EventPtr idle_timer_;
-    std::chrono::steady_clock::time_point last_message_;
     int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
-    bool paused_for_output_ = false;
+    bool closing_ = false;
+    bool peer_ended_ = false;       // the peer's end of stream was read
+    bool lingering_ = false;        // output done, our stream ended, waiting for the peer's end
     bool in_read_ = false;          // inside on_read: it flushes when done
     bool flush_scheduled_ = false;  // a deferred flush is queued
     bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
     bool staging_ = false;          // holds the OutputStage; the output buffer is empty meanwhile
+    bool holding_area_ = false;     // the input borrows bytes from the ReadArea
+    bool paused_for_output_ = false;
+    OutputStage* stage_ = nullptr;  // see output_stage()
+    ReadArea* area_ = nullptr;      // this thread's, looked up once
+    ReadSizer read_sizer_;
+    ConnectionStats stats_;
+    EventPtr idle_timer_;
+    std::chrono::steady_clock::time_point last_message_;
+
+    const std::string peer_;
+    EndedFn on_ended_;
+    // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
+    // after bev_ so it is freed first.
+    EventPtr read_event_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
-    bool closing_ = false;
-    bool peer_ended_ = false;  // the peer's end of stream was read
-    bool lingering_ = false;   // output done, our stream ended, waiting for the peer's end
     std::chrono::steady_clock::time_point linger_started_;
     bool concluded_ = false;
     bool finished_ = false;
-    CloseReason reason_ = CloseReason::kicked;
+    CloseReason reason_ = CloseReason::app_closed;
 };
 
 // An exception from application code must not unwind through libevent's C frames: it is logged and

@@ -131,7 +131,7 @@ TEST_CASE("closing inside on_message flushes the replies written before it") {
     const auto got = client.read_until_eof();
     REQUIRE(got.ok());
     CHECK(got.data == "first,second");
-    CHECK(h.events.wait_close_of(id) == CloseReason::kicked);
+    CHECK(h.events.wait_close_of(id) == CloseReason::app_closed);
 }
 
 TEST_CASE("a handler that writes to another connection during its read") {

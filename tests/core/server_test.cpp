@@ -458,7 +458,7 @@ TEST_CASE("on_open may greet and close at once") {
     }
     REQUIRE(h.events.wait_closed(3));
     for (const auto id : h.events.open_order()) {
-        CHECK(h.events.closes_of(id) == std::vector<CloseReason>{CloseReason::kicked});
+        CHECK(h.events.closes_of(id) == std::vector<CloseReason>{CloseReason::app_closed});
     }
     CHECK(test::eventually([&] { return h.server.connection_count() == 0; }));
 }
@@ -481,7 +481,7 @@ TEST_CASE("closing inside on_message stops delivery and flushes the reply") {
     const auto got = client.read_until_eof();
     REQUIRE(got.ok());
     CHECK(got.data == "only this");
-    CHECK(h.events.wait_close_of(id) == CloseReason::kicked);
+    CHECK(h.events.wait_close_of(id) == CloseReason::app_closed);
     CHECK(messages == 1);
 }
 

@@ -20,7 +20,8 @@ enum class CloseReason {
     timeout,          // idle timeout
     protocol_error,   // the protocol rejected the input
     output_overflow,  // the peer would not read its replies
-    kicked,           // closed by the application or an operator
+    app_closed,       // the application closed it (Connection::close: a QUIT, "Connection: close")
+    kicked,           // closed through Server::close(id): an operator, another connection
     shutdown,         // the server is stopping
 };
 std::string_view to_string(CloseReason reason);
@@ -63,7 +64,7 @@ class Connection {
     virtual std::size_t output_pending() const = 0;
 
     virtual void close(CloseMode mode = CloseMode::flush,
-                       CloseReason reason = CloseReason::kicked) = 0;
+                       CloseReason reason = CloseReason::app_closed) = 0;
     virtual bool closing() const = 0;
 
     // Application state attached to the connection.
