@@ -24,22 +24,27 @@ Buffer::~Buffer() {
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : handle_(other.handle_), owned_(other.owned_), front_(other.front_) {
+    : handle_(other.handle_), owned_(other.owned_), front_(other.front_), lent_(other.lent_) {
     other.handle_ = nullptr;
     other.owned_ = false;
     other.front_ = {};
+    other.lent_ = false;
 }
 
 void Buffer::borrow_front(std::string_view bytes) {
     assert(empty());
     front_ = bytes;
+    lent_ = true;
 }
 
-void Buffer::keep_front() {
-    if (front_.empty()) return;
+std::size_t Buffer::keep_front() {
+    if (!lent_) return 0;
+    lent_ = false;
     const std::string_view bytes = front_;
     front_ = {};
+    if (bytes.empty()) return 0;
     if (evbuffer_add(eb(handle_), bytes.data(), bytes.size()) != 0) throw std::bad_alloc();
+    return bytes.size();
 }
 
 Buffer Buffer::borrow(void* evbuffer_handle) {
@@ -47,7 +52,7 @@ Buffer Buffer::borrow(void* evbuffer_handle) {
 }
 
 std::size_t Buffer::size() const {
-    return front_.empty() ? evbuffer_get_length(eb(handle_)) : front_.size();
+    return lent_ ? front_.size() : evbuffer_get_length(eb(handle_));
 }
 
 void Buffer::append(std::string_view bytes) {
@@ -67,7 +72,7 @@ void Buffer::append(Buffer& other) {
 }
 
 std::string_view Buffer::peek(std::size_t n) {
-    if (!front_.empty()) return front_.substr(0, n);
+    if (lent_) return front_.substr(0, n);
     n = std::min(n, size());
     if (n == 0) return {};
     auto* p = evbuffer_pullup(eb(handle_), static_cast<ev_ssize_t>(n));
@@ -75,7 +80,7 @@ std::string_view Buffer::peek(std::size_t n) {
 }
 
 std::string_view Buffer::contiguous_front() const {
-    if (!front_.empty()) return front_;
+    if (lent_) return front_;
     evbuffer_iovec first{};
     if (evbuffer_peek(eb(handle_), -1, nullptr, &first, 1) < 1) return {};
     return {static_cast<const char*>(first.iov_base), first.iov_len};
@@ -84,7 +89,7 @@ std::string_view Buffer::contiguous_front() const {
 std::size_t Buffer::copy_out(std::size_t offset, void* out, std::size_t n) const {
     const std::size_t len = size();
     if (offset >= len || n == 0) return 0;
-    if (!front_.empty()) {
+    if (lent_) {
         n = std::min(n, len - offset);
         std::memcpy(out, front_.data() + offset, n);
         return n;
@@ -99,7 +104,7 @@ std::size_t Buffer::find(std::string_view needle, std::size_t start, std::size_t
     const std::size_t len = size();
     end = std::min(end, len);
     if (needle.empty() || start >= end || end - start < needle.size()) return npos;
-    if (!front_.empty()) {
+    if (lent_) {
         const std::size_t at = front_.substr(0, end).find(needle, start);
         return at == std::string_view::npos ? npos : at;
     }
@@ -117,7 +122,7 @@ std::size_t Buffer::find(std::string_view needle, std::size_t start, std::size_t
 }
 
 void Buffer::drain(std::size_t n) {
-    if (!front_.empty()) {
+    if (lent_) {
         front_.remove_prefix(std::min(n, front_.size()));
         return;
     }
@@ -126,7 +131,7 @@ void Buffer::drain(std::size_t n) {
 
 std::string Buffer::take(std::size_t n) {
     n = std::min(n, size());
-    if (!front_.empty()) {
+    if (lent_) {
         std::string out(front_.substr(0, n));
         front_.remove_prefix(n);
         return out;
@@ -137,7 +142,7 @@ std::string Buffer::take(std::size_t n) {
 }
 
 std::string Buffer::to_string() const {
-    if (!front_.empty()) return std::string(front_);
+    if (lent_) return std::string(front_);
     std::string out(size(), '\0');
     evbuffer_copyout(eb(handle_), out.data(), out.size());
     return out;

@@ -125,6 +125,7 @@ void TcpConnection::send(std::string_view payload) {
     if (closing_) return;
     spill_stage();  // the encoder writes to the output buffer, after what is staged
     const std::size_t before = output_.size();
+    output_may_hold_bytes_ = true;
     guarded("encode", [&] { protocol_->encode(payload, output_); });
     if (closing_) return;
     ++stats_.messages_out;
@@ -144,6 +145,7 @@ void TcpConnection::send_raw(std::string_view bytes) {
         spill_stage();
     }
     const std::size_t before = output_.size();
+    output_may_hold_bytes_ = true;
     output_.append(bytes);
     ++stats_.messages_out;
     after_output_grew(bytes.size(), before + bytes.size());
@@ -154,13 +156,19 @@ std::size_t TcpConnection::output_pending() const {
 }
 
 void TcpConnection::begin_stage() {
-    if (write_armed_ || !output_.empty()) return;  // staged bytes must not overtake pending ones
+    // Staged bytes must not overtake pending ones.
+    if (write_armed_) return;
+    if (output_may_hold_bytes_) {
+        if (!output_.empty()) return;
+        output_may_hold_bytes_ = false;
+    }
     staging_ = output_stage().claim(this);
 }
 
 void TcpConnection::spill_stage() {
     if (!staging_) return;
     OutputStage& stage = output_stage();
+    output_may_hold_bytes_ = true;
     output_.append(stage.bytes());
     stage.release();
     staging_ = false;
@@ -172,7 +180,7 @@ void TcpConnection::drop_stage() {
     staging_ = false;
 }
 
-bool TcpConnection::write_stage() {
+bool TcpConnection::write_stage(std::size_t& left) {
     OutputStage& stage = output_stage();
     const std::string_view bytes = stage.bytes();
     std::size_t written = 0;
@@ -185,7 +193,11 @@ bool TcpConnection::write_stage() {
             err = errno;
         }
     }
-    if (err == 0 && written < bytes.size()) output_.append(bytes.substr(written));
+    left = err == 0 ? bytes.size() - written : 0;
+    if (left != 0) {
+        output_may_hold_bytes_ = true;
+        output_.append(bytes.substr(written));
+    }
     stage.release();
     staging_ = false;
     if (err != 0) {
@@ -228,9 +240,7 @@ void TcpConnection::flush() {
     if (staging_) {
         // The output buffer was empty when staging began: what the kernel does not take of the
         // staged bytes is all that is left.
-        if (!write_stage()) return;
-        if (closing_) return;
-        left = output_.size();
+        if (!write_stage(left) || closing_) return;
     } else {
         if (closing_ || write_armed_) return;
         evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
@@ -248,6 +258,7 @@ void TcpConnection::flush() {
             return;
         }
         left = written > 0 ? pending - static_cast<std::size_t>(written) : pending;
+        output_may_hold_bytes_ = left != 0;
     }
     if (left != 0) arm_write();
     // The kernel took enough: reading resumes below half the high-water mark, as in on_write.
@@ -399,7 +410,7 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
 
 void TcpConnection::keep_input() {
     if (!holding_area_) return;
-    input_.keep_front();
+    if (input_.keep_front() != 0) input_may_hold_bytes_ = true;
     area_->release();
     holding_area_ = false;
 }
@@ -408,7 +419,11 @@ bool TcpConnection::read_into_area(SocketRead& result) {
     // Only for a connection whose reads have been small, with nothing buffered: a partial frame
     // left in the area is copied out after decoding, which for large frames would be a copy per
     // read.
-    if (read_sizer_.reservation() > kAreaReadsUpTo || !input_.empty()) return false;
+    if (read_sizer_.reservation() > kAreaReadsUpTo) return false;
+    if (input_may_hold_bytes_) {
+        if (!input_.empty()) return false;
+        input_may_hold_bytes_ = false;
+    }
     if (area_ == nullptr) area_ = &ReadArea::of_this_thread();
     char* bytes = area_->claim(this);
     if (bytes == nullptr) return false;
@@ -440,6 +455,7 @@ TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
     SocketRead result;
     if (read_into_area(result)) return result;
     evbuffer* in = static_cast<evbuffer*>(input_.native_handle());
+    input_may_hold_bytes_ = true;
     while (result.bytes < limit) {
         const std::size_t room = limit - result.bytes;
         const std::size_t want = std::min(read_sizer_.reservation(), room);

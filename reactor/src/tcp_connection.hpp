@@ -115,11 +115,11 @@ class TcpConnection final : public Connection, private MessageSink {
     // it if nothing is pending before it; spill_stage() moves what it holds to the output buffer
     // and lets it go (when bytes are about to be written there, or on a graceful close);
     // drop_stage() lets it go with its bytes (close at once); write_stage() writes it, keeps what
-    // the kernel did not take, lets it go, and is false if the connection failed.
+    // the kernel did not take (left), lets it go, and is false if the connection failed.
     void begin_stage();
     void spill_stage();
     void drop_stage();
-    bool write_stage();
+    bool write_stage(std::size_t& left);
     // This thread's OutputStage, looked up once.
     OutputStage& output_stage();
     void arm_write();
@@ -175,6 +175,10 @@ class TcpConnection final : public Connection, private MessageSink {
     bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
     bool staging_ = false;          // holds the OutputStage; the output buffer is empty meanwhile
     bool holding_area_ = false;     // the input borrows bytes from the ReadArea
+    // False only when the buffer is known to be empty, which spares asking libevent (and a cache
+    // miss on the evbuffer) for every request.
+    bool input_may_hold_bytes_ = false;
+    bool output_may_hold_bytes_ = false;
     bool paused_for_output_ = false;
     OutputStage* stage_ = nullptr;  // see output_stage()
     ReadArea* area_ = nullptr;      // this thread's, looked up once

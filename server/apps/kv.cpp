@@ -104,7 +104,7 @@ class KvApp final : public App {
         } else if (args.size() == 2) {
             resp::append_bulk(reply_, args[1]);
         } else {
-            resp::append_simple_string(reply_, "PONG");
+            reply_.append("+PONG\r\n");
         }
     }
 

@@ -50,7 +50,8 @@ class Buffer {
     // into the buffer's own storage, before the memory they live in is reused. Every other member
     // sees one sequence of bytes either way; appending keeps the borrowed bytes first.
     void borrow_front(std::string_view bytes);
-    void keep_front();
+    // Returns how many bytes it copied.
+    std::size_t keep_front();
     // The evbuffer, without borrowed bytes: call keep_front() before using it.
     void* native_handle() const { return handle_; }
     Buffer(Buffer&& other) noexcept;
@@ -59,7 +60,8 @@ class Buffer {
     Buffer(void* handle, bool owned) : handle_(handle), owned_(owned) {}
     void* handle_;
     bool owned_;
-    std::string_view front_;  // borrowed bytes; the evbuffer is empty while there are any
+    std::string_view front_;  // borrowed bytes, what is left of them
+    bool lent_ = false;       // front_ is the whole content: the evbuffer is empty
 };
 
 }  // namespace reactor
