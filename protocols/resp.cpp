@@ -170,8 +170,16 @@ std::shared_ptr<const ProtocolFactory> make_resp(const ProtocolConfig& config) {
 Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
     front_ = in.contiguous_front();
     if (request_ == Request::unknown) {
-        if (const std::size_t size = parse_whole_multibulk(front_); size != 0)
-            return deliver(in, out, front_, front_.substr(0, size), size);
+        if (const std::size_t size = parse_whole_multibulk(front_); size != 0) {
+            Message message;
+            message.payload = front_.substr(0, size);
+            message.args = args_;
+            out.deliver(message);
+            in.drain(size);
+            args_.clear();
+            if (args_.capacity() > 4096) args_.shrink_to_fit();  // as reset() does
+            return Decoded::frame();
+        }
     }
     available_ = in.size();
     if (request_ == Request::unknown) {
@@ -205,6 +213,7 @@ bool RespProtocol::read_whole_count(std::string_view bytes, char type, std::size
 }
 
 std::size_t RespProtocol::parse_whole_multibulk(std::string_view bytes) {
+    args_.clear();  // the general parser leaves its last request's
     std::size_t pos = 0;
     std::int64_t count = 0;
     if (!read_whole_count(bytes, '*', pos, count) || count == 0 ||
@@ -217,10 +226,10 @@ std::size_t RespProtocol::parse_whole_multibulk(std::string_view bytes) {
             static_cast<std::uint64_t>(length) > settings_.max_bulk ||
             pos + static_cast<std::size_t>(length) + 2 > settings_.max_frame ||
             bytes.size() - pos < static_cast<std::size_t>(length) + 2) {
-            spans_.clear();
+            args_.clear();
             return 0;
         }
-        spans_.emplace_back(pos, static_cast<std::size_t>(length));
+        args_.push_back(bytes.substr(pos, static_cast<std::size_t>(length)));
         pos += static_cast<std::size_t>(length) + 2;
     }
     return pos;

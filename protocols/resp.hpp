@@ -59,8 +59,9 @@ class RespProtocol final : public Protocol {
 
     // The fast path: a well-formed multibulk request lying whole in bytes (the buffer's contiguous
     // front, which holds nearly every request) is parsed in one pass, its arguments left in
-    // spans_; returns its size. Anything else, incomplete or wrong, returns 0 with nothing
-    // changed, for the general parser below, which keeps state across reads and words the errors.
+    // args_ as views into bytes; returns its size. Anything else, incomplete or wrong, returns 0
+    // with nothing changed, for the general parser below, which keeps state across reads and words
+    // the errors.
     std::size_t parse_whole_multibulk(std::string_view bytes);
     // A "*N" or "$N" line of the given type at pos: its value, and pos moved past it.
     bool read_whole_count(std::string_view bytes, char type, std::size_t& pos,
