@@ -1,7 +1,5 @@
 // reactord: the reactor server, configured by one JSON file.
 
-#include <malloc.h>
-
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -21,20 +19,6 @@
 namespace {
 
 constexpr int kExitConfig = 2;
-
-// glibc gives the top of its heap back to the kernel whenever more than 128 KiB lie free there
-// (a threshold it moves with history), and serves large blocks with mmap. A server that allocates
-// and frees a 128 KiB buffer chunk per large message then pays brk calls and page faults on
-// fresh pages for every message: 64 KiB echo cost 3.7 to 3.9 times the epoll floor's CPU, with
-// two brk calls per message. reactord keeps up to 32 MiB of freed heap and takes blocks below
-// 4 MiB from the heap. The library itself leaves the allocator alone: the embedding program owns
-// that policy.
-void keep_freed_memory() {
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    mallopt(M_TRIM_THRESHOLD, 32 << 20);
-#endif
-}
 
 void print_usage(std::FILE* to) {
     std::fprintf(
@@ -60,7 +44,6 @@ bool read_file(const std::string& path, std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    keep_freed_memory();
     std::string config_path;
     bool check_only = false;
     bool console = false;
