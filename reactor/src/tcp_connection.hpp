@@ -21,6 +21,12 @@ namespace reactor {
 class OutputStage;
 class ReadArea;
 
+// The connection reads its socket itself rather than through the bufferevent: libevent 2.1's
+// evbuffer_read asks ioctl(FIONREAD) before every read and takes at most 4 KiB per call
+// (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
+// to kMaxSingleRead, so one busy peer cannot hold the loop; one write takes at most as much.
+inline constexpr std::size_t kMaxSingleRead = 256 * 1024;
+
 // What a connection shares with the others of its listener (or outbound spec).
 struct ConnectionGroup {
     std::string name;

@@ -1,0 +1,146 @@
+// How a connection reads its socket: its own read event, reads sized by the ReadSizer, small ones
+// into the thread's ReadArea. The rest of TcpConnection is in tcp_connection.cpp.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "io_scratch.hpp"
+#include "tcp_connection.hpp"
+
+namespace reactor {
+
+namespace {
+// Reads go to the thread's ReadArea while the ReadSizer offers at most this much.
+constexpr std::size_t kAreaReadsUpTo = 16 * 1024;
+}  // namespace
+
+void ReadSizer::record(std::size_t got, std::size_t offered) {
+    if (got >= offered) {
+        // Filled: next time, offer room for all of it at once.
+        std::size_t size = chunk_;
+        while (size < kMaxChunk && size - kChunkOverhead < got) size *= 2;
+        chunk_ = size;
+        small_reads_ = 0;
+    } else if (chunk_ > kMinChunk && got <= chunk_ / 2 - kChunkOverhead) {
+        // Shrink only after a run of reads that would have fit in half: one small read among
+        // large ones (the tail of a message) changes nothing.
+        if (++small_reads_ >= kShrinkAfter) {
+            chunk_ /= 2;
+            small_reads_ = 0;
+        }
+    } else {
+        small_reads_ = 0;
+    }
+}
+
+void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (self->lingering_) {
+        self->discard_while_lingering(what);
+        return;
+    }
+    if (self->closing_ || self->read_pauses_ > 0 || self->peer_ended_) return;
+    const SocketRead got = self->read_socket(kMaxSingleRead);
+    if (got.bytes > 0) self->process_input();
+    self->keep_input();
+    // Once the input closed the connection (a protocol error, QUIT), its pending output still
+    // goes out; the end of the peer's stream changes nothing then.
+    if (self->closing_) return;
+    if (got.error != 0) {
+        self->fail("read", got.error);
+    } else if (got.end_of_stream) {
+        self->on_end_of_stream();
+    }
+}
+
+void TcpConnection::keep_input() {
+    if (!holding_area_) return;
+    if (input_.keep_front() != 0) input_may_hold_bytes_ = true;
+    area_->release();
+    holding_area_ = false;
+}
+
+bool TcpConnection::read_into_area(SocketRead& result) {
+    // Only for a connection whose reads have been small, with nothing buffered: a partial frame
+    // left in the area is copied out after decoding, which for large frames would be a copy per
+    // read.
+    if (read_sizer_.reservation() > kAreaReadsUpTo) return false;
+    if (input_may_hold_bytes_) {
+        if (!input_.empty()) return false;
+        input_may_hold_bytes_ = false;
+    }
+    if (area_ == nullptr) area_ = &ReadArea::of_this_thread();
+    char* bytes = area_->claim(this);
+    if (bytes == nullptr) return false;
+    holding_area_ = true;
+    const ssize_t got = ::read(fd_, bytes, ReadArea::kBytes);
+    if (got <= 0) {
+        const int err = errno;
+        keep_input();
+        if (got == 0) {
+            result.end_of_stream = true;
+        } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            result.error = err;
+        }
+        return true;
+    }
+    const auto n = static_cast<std::size_t>(got);
+    input_.borrow_front({bytes, n});
+    read_sizer_.record(n, read_sizer_.reservation());
+    result.bytes = n;
+    stats_.bytes_in += n;
+    if (n < ReadArea::kBytes) return true;  // the socket is drained
+    keep_input();  // more is pending: read on into the buffer's own storage
+    return false;
+}
+
+TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
+    // Each read offers the space the ReadSizer learnt from recent reads, so a small request costs
+    // a small chunk; a read that fills it is followed by a larger one at once.
+    SocketRead result;
+    if (read_into_area(result)) return result;
+    evbuffer* in = static_cast<evbuffer*>(input_.native_handle());
+    input_may_hold_bytes_ = true;
+    while (result.bytes < limit) {
+        const std::size_t room = limit - result.bytes;
+        const std::size_t want = std::min(read_sizer_.reservation(), room);
+        // One vector: libevent then extends the last chunk or adds one, without setting up a
+        // vector per chunk.
+        evbuffer_iovec space;
+        if (evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), &space, 1) != 1) break;
+        // The chunk may have more space than asked for.
+        const std::size_t offered = std::min(space.iov_len, room);
+        const ssize_t got = ::read(fd_, space.iov_base, offered);
+        if (got <= 0) {
+            const int err = errno;
+            evbuffer_commit_space(in, &space, 0);
+            if (got == 0) {
+                result.end_of_stream = true;
+            } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                result.error = err;
+            }
+            break;
+        }
+        const auto bytes = static_cast<std::size_t>(got);
+        space.iov_len = bytes;
+        evbuffer_commit_space(in, &space, 1);
+        read_sizer_.record(bytes, offered);
+        result.bytes += bytes;
+        stats_.bytes_in += bytes;
+        if (bytes < offered) break;  // the socket is drained
+    }
+    return result;
+}
+
+void TcpConnection::read_remaining_input() {
+    // A request the peer finished sending before shutdown began may still sit in the kernel's
+    // receive buffer; it is owed a reply like any other.
+    if (read_pauses_ > 0) return;
+    read_socket(kMaxSingleRead * 64);
+    process_input();
+    keep_input();
+}
+
+}  // namespace reactor
