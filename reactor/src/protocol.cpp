@@ -2,10 +2,12 @@
 
 #include <cassert>
 
+#include "decode_frames.hpp"
+
 namespace reactor {
 
 namespace {
-// Counts deliveries so the loop can tell "emitted without consuming" from progress.
+// Counts deliveries for decode_all's callers.
 class CountingSink final : public MessageSink {
   public:
     explicit CountingSink(MessageSink& inner) : inner_(inner) {}
@@ -23,12 +25,16 @@ class CountingSink final : public MessageSink {
 
 }  // namespace
 
-DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
-    CountingSink sink(out);
+const ProtocolError& Decoded::no_error() {
+    static const ProtocolError none;
+    return none;
+}
+
+DecodeOutcome decode_frames(Protocol& protocol, Buffer& in, MessageSink& out) {
     DecodeOutcome outcome;
     std::size_t before = in.size();
-    while (before != 0 && sink.accepting()) {
-        const Decoded result = protocol.decode(in, sink);
+    while (before != 0 && out.accepting()) {
+        const Decoded result = protocol.decode(in, out);
         if (result.status() == Decoded::Status::error) {
             outcome.failed = true;
             outcome.error = result.error();
@@ -45,6 +51,12 @@ DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
         }
         before = after;
     }
+    return outcome;
+}
+
+DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
+    CountingSink sink(out);
+    DecodeOutcome outcome = decode_frames(protocol, in, sink);
     outcome.messages = sink.count;
     return outcome;
 }

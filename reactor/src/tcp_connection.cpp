@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "decode_frames.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 
@@ -114,7 +115,7 @@ void TcpConnection::process_input() {
     if (closing_ || read_pauses_ > 0) return;
     begin_stage();
     in_read_ = true;
-    const DecodeOutcome outcome = decode_all(*protocol_, input_, *this);
+    const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
     in_read_ = false;
     flush();
     if (outcome.failed && !closing_) {

@@ -18,24 +18,30 @@ struct ProtocolError {
     std::string last_reply;
 };
 
-// Result of one Protocol::decode call.
+// Result of one Protocol::decode call. need_more() and frame(), the results of nearly every call,
+// carry no error and cost no allocation.
 class Decoded {
   public:
     enum class Status { need_more, frame, error };
 
-    static Decoded need_more() { return Decoded(Status::need_more, {}); }
-    static Decoded frame() { return Decoded(Status::frame, {}); }
+    static Decoded need_more() { return Decoded(Status::need_more); }
+    static Decoded frame() { return Decoded(Status::frame); }
     static Decoded fail(std::string reason, std::string last_reply = {}) {
-        return Decoded(Status::error, {std::move(reason), std::move(last_reply)});
+        Decoded result(Status::error);
+        result.error_ = std::make_unique<ProtocolError>(
+            ProtocolError{std::move(reason), std::move(last_reply)});
+        return result;
     }
 
     Status status() const { return status_; }
-    const ProtocolError& error() const { return error_; }
+    // Empty unless status() is error.
+    const ProtocolError& error() const { return error_ ? *error_ : no_error(); }
 
   private:
-    Decoded(Status s, ProtocolError e) : status_(s), error_(std::move(e)) {}
+    explicit Decoded(Status s) : status_(s) {}
+    static const ProtocolError& no_error();
     Status status_;
-    ProtocolError error_;
+    std::unique_ptr<ProtocolError> error_;
 };
 
 // Where a protocol hands its decoded messages.
@@ -102,8 +108,8 @@ class ProtocolFactory {
 std::shared_ptr<const ProtocolFactory> raw_protocol();
 
 // Runs the framing contract's loop over `in`: decodes until need_more, an error or an empty buffer.
-// Returns the number of messages delivered and the error, if any. Used by connections and by codec
-// tests that have no socket.
+// Returns the number of messages delivered and the error, if any. Used by codec tests that have no
+// socket.
 struct DecodeOutcome {
     std::size_t messages = 0;
     bool failed = false;
