@@ -147,6 +147,43 @@ bool split_inline(std::string_view line, std::string& storage,
     }
 }
 
+// A "*N" or "$N" line of the given type at pos, for the fast path: its value, and pos moved past
+// it. Only what the general parser accepts, and not all of it: "0", or up to 18 digits without a
+// leading zero (so no overflow), then "\r" and one more byte, the line no longer than max_inline.
+// Negative counts and everything else go the general way.
+bool read_long_count(std::string_view bytes, char type, std::size_t& pos, std::int64_t& value,
+                     std::size_t max_inline) {
+    constexpr std::size_t kMaxDigits = 18;
+    const std::size_t size = bytes.size();
+    std::size_t at = pos + 1;
+    if (at >= size || bytes[pos] != type) return false;
+    std::int64_t n = bytes[at] - '0';
+    if (n < 0 || n > 9) return false;
+    ++at;
+    if (n != 0) {
+        const std::size_t end = std::min(size, pos + 1 + kMaxDigits);
+        while (at < end && bytes[at] >= '0' && bytes[at] <= '9') n = n * 10 + (bytes[at++] - '0');
+    }
+    if (at + 1 >= size || bytes[at] != '\r' || at - pos > max_inline) return false;
+    value = n;
+    pos = at + 2;
+    return true;
+}
+
+// As read_long_count, with the case of nearly every count in a request, one digit ("*3\r\n",
+// "$5\r\n"), handled in line.
+inline bool read_count(std::string_view bytes, char type, std::size_t& pos, std::int64_t& value,
+                       std::size_t max_inline) {
+    if (pos + 3 < bytes.size() && bytes[pos] == type && bytes[pos + 2] == '\r' && max_inline >= 2) {
+        const int digit = bytes[pos + 1] - '0';
+        if (digit < 0 || digit > 9) return false;
+        value = digit;
+        pos += 4;
+        return true;
+    }
+    return read_long_count(bytes, type, pos, value, max_inline);
+}
+
 }  // namespace
 
 RespSettings read_resp_settings(const ProtocolConfig& config) {
@@ -190,39 +227,17 @@ Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
     return request_ == Request::multibulk ? decode_multibulk(in, out) : decode_inline(in, out);
 }
 
-bool RespProtocol::read_whole_count(std::string_view bytes, char type, std::size_t& pos,
-                                    std::int64_t& value) const {
-    // Only what the general parser accepts, and not all of it: "0", or up to 18 digits without a
-    // leading zero (so no overflow), then "\r" and one more byte, the line no longer than
-    // max_inline. Negative counts and everything else go the general way.
-    constexpr std::size_t kMaxDigits = 18;
-    const std::size_t size = bytes.size();
-    std::size_t at = pos + 1;
-    if (at >= size || bytes[pos] != type) return false;
-    std::int64_t n = bytes[at] - '0';
-    if (n < 0 || n > 9) return false;
-    ++at;
-    if (n != 0) {
-        const std::size_t end = std::min(size, pos + 1 + kMaxDigits);
-        while (at < end && bytes[at] >= '0' && bytes[at] <= '9') n = n * 10 + (bytes[at++] - '0');
-    }
-    if (at + 1 >= size || bytes[at] != '\r' || at - pos > settings_.max_inline) return false;
-    value = n;
-    pos = at + 2;
-    return true;
-}
-
 std::size_t RespProtocol::parse_whole_multibulk(std::string_view bytes) {
     args_.clear();  // the general parser leaves its last request's
     std::size_t pos = 0;
     std::int64_t count = 0;
-    if (!read_whole_count(bytes, '*', pos, count) || count == 0 ||
+    if (!read_count(bytes, '*', pos, count, settings_.max_inline) || count == 0 ||
         static_cast<std::uint64_t>(count) > settings_.max_args) {
         return 0;
     }
     for (std::int64_t i = 0; i < count; ++i) {
         std::int64_t length = 0;
-        if (!read_whole_count(bytes, '$', pos, length) ||
+        if (!read_count(bytes, '$', pos, length, settings_.max_inline) ||
             static_cast<std::uint64_t>(length) > settings_.max_bulk ||
             pos + static_cast<std::size_t>(length) + 2 > settings_.max_frame ||
             bytes.size() - pos < static_cast<std::size_t>(length) + 2) {

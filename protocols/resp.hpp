@@ -63,9 +63,6 @@ class RespProtocol final : public Protocol {
     // with nothing changed, for the general parser below, which keeps state across reads and words
     // the errors.
     std::size_t parse_whole_multibulk(std::string_view bytes);
-    // A "*N" or "$N" line of the given type at pos: its value, and pos moved past it.
-    bool read_whole_count(std::string_view bytes, char type, std::size_t& pos,
-                          std::int64_t& value) const;
     Decoded decode_multibulk(Buffer& in, MessageSink& out);
     Decoded decode_inline(Buffer& in, MessageSink& out);
     // The byte at offset of in, if there is one.

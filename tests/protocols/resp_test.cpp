@@ -211,6 +211,13 @@ TEST_CASE("resp: limits fail fast") {
         CHECK(bulk.fed_at_failure == 4 + 17);
         CHECK(bulk.error.last_reply == redis_error("too big bulk count string"));
     }
+    SUBCASE("a one-digit count line over a max_inline of 1") {
+        // The whole request lies in one chunk, so the fast path sees it first and must decline.
+        const auto factory = build(make_resp, {{"max_inline", 1}});
+        const auto result = feed_whole(*factory, "*1\r\n$4\r\nPING\r\n");
+        CHECK(result.failed);
+        CHECK(result.error.last_reply == redis_error("too big mbulk count string"));
+    }
     SUBCASE("a wrong bulk header fails at its first byte") {
         const std::string wire = "*2\r\n$3\r\nGET\r\nk";
         const auto result = feed_bytewise(*build(make_resp), wire + "ey\r\n");
