@@ -60,6 +60,7 @@ class HttpProtocol final : public Protocol {
 
     Decoded decode(Buffer& in, MessageSink& out) override;
     void encode(std::string_view payload, Buffer& out) override;
+    bool encode_to(std::string_view payload, std::string& out) override;
     std::string busy_notice() const override {
         return HttpResponse(503)
             .header("Content-Type", "text/plain")
@@ -386,6 +387,12 @@ void HttpProtocol::encode(std::string_view payload, Buffer& out) {
         out.append(head);
         out.append(payload);
     }
+}
+
+bool HttpProtocol::encode_to(std::string_view payload, std::string& out) {
+    append_http_head(out, 200, "OK", reply_header_lines_, payload.size());
+    if (!reply_to_head_) out.append(payload);
+    return true;
 }
 
 }  // namespace

@@ -110,12 +110,12 @@ Decoded LengthProtocol::decode(Buffer& in, MessageSink& out) {
     return Decoded::frame();
 }
 
-void LengthProtocol::encode(std::string_view payload, Buffer& out) {
+std::array<unsigned char, 8> LengthProtocol::length_field(std::size_t payload_size) const {
     const std::size_t n = settings_.field_length;
-    std::uint64_t value = payload.size();
+    std::uint64_t value = payload_size;
     if (settings_.length_includes_header) value += n;
     if (n < 8 && value >> (8 * n) != 0) {
-        throw std::length_error("length: a payload of " + std::to_string(payload.size()) +
+        throw std::length_error("length: a payload of " + std::to_string(payload_size) +
                                 " bytes does not fit a " + std::to_string(n) +
                                 "-byte length field");
     }
@@ -124,8 +124,20 @@ void LengthProtocol::encode(std::string_view payload, Buffer& out) {
         const auto b = static_cast<unsigned char>(value >> (8 * i));
         field[settings_.big_endian ? n - 1 - i : i] = b;
     }
-    out.append(field.data(), n);
+    return field;
+}
+
+void LengthProtocol::encode(std::string_view payload, Buffer& out) {
+    const auto field = length_field(payload.size());
+    out.append(field.data(), settings_.field_length);
     out.append(payload);
+}
+
+bool LengthProtocol::encode_to(std::string_view payload, std::string& out) {
+    const auto field = length_field(payload.size());
+    out.append(reinterpret_cast<const char*>(field.data()), settings_.field_length);
+    out.append(payload);
+    return true;
 }
 
 }  // namespace reactor::protocols

@@ -19,6 +19,7 @@
 // -length_field_length with length_includes_header (0 without). A payload whose size does not fit
 // the field throws std::length_error.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -46,8 +47,13 @@ class LengthProtocol final : public Protocol {
 
     Decoded decode(Buffer& in, MessageSink& out) override;
     void encode(std::string_view payload, Buffer& out) override;
+    bool encode_to(std::string_view payload, std::string& out) override;
 
   private:
+    // The length field of a payload of this size, in its first field_length bytes; throws
+    // std::length_error when the value does not fit.
+    std::array<unsigned char, 8> length_field(std::size_t payload_size) const;
+
     LengthSettings settings_;
 };
 

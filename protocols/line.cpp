@@ -102,4 +102,10 @@ void LineProtocol::encode(std::string_view payload, Buffer& out) {
     out.append(settings_.delimiter);
 }
 
+bool LineProtocol::encode_to(std::string_view payload, std::string& out) {
+    out.append(payload);
+    out.append(settings_.delimiter);
+    return true;
+}
+
 }  // namespace reactor::protocols

@@ -174,11 +174,10 @@ class PluginProtocol final : public Protocol {
         return run(api_.decode_eof, in, out, true);
     }
 
-    void encode(std::string_view payload, Buffer& out) override {
-        WriteCall<Buffer> call{out, {}};
-        const reactor_protocol_writer writer = call.writer();
-        api_.encode(instance_, payload.data(), payload.size(), &writer);
-        if (call.exception) std::rethrow_exception(call.exception);
+    void encode(std::string_view payload, Buffer& out) override { encode_with(payload, out); }
+    bool encode_to(std::string_view payload, std::string& out) override {
+        encode_with(payload, out);
+        return true;
     }
 
     std::string busy_notice() const override {
@@ -192,6 +191,14 @@ class PluginProtocol final : public Protocol {
     }
 
   private:
+    template <class Out>
+    void encode_with(std::string_view payload, Out& out) {
+        WriteCall<Out> call{out, {}};
+        const reactor_protocol_writer writer = call.writer();
+        api_.encode(instance_, payload.data(), payload.size(), &writer);
+        if (call.exception) std::rethrow_exception(call.exception);
+    }
+
     using DecodeFn = int (*)(void*, const reactor_protocol_input*,
                              const reactor_protocol_decode_out*);
 

@@ -407,6 +407,11 @@ void RespProtocol::encode(std::string_view payload, Buffer& out) {
     resp::append_bulk(out, payload);
 }
 
+bool RespProtocol::encode_to(std::string_view payload, std::string& out) {
+    resp::append_bulk(out, payload);
+    return true;
+}
+
 std::string RespProtocol::busy_notice() const {
     return "-ERR max number of clients reached\r\n";
 }

@@ -35,6 +35,13 @@ class OutputStage {
         bytes_.append(bytes);
         return true;
     }
+    // Whether an encoder may append the framing of a payload this long: a framing's own bytes are
+    // allowed for, so that the stage stays within kMaxBytes.
+    bool has_room_to_encode(std::size_t payload_size) const {
+        return bytes_.size() + payload_size + kFramingAllowance <= kMaxBytes;
+    }
+    // Where Protocol::encode_to appends, after has_room_to_encode().
+    std::string& encoder_target() { return bytes_; }
     std::string_view bytes() const { return bytes_; }
     void release() {
         owner_ = nullptr;
@@ -43,6 +50,7 @@ class OutputStage {
     }
 
     static constexpr std::size_t kMaxBytes = 64 * 1024;
+    static constexpr std::size_t kFramingAllowance = 1024;
 
   private:
     const void* owner_ = nullptr;

@@ -15,6 +15,10 @@ class RawProtocol final : public Protocol {
         return Decoded::frame();
     }
     void encode(std::string_view payload, Buffer& out) override { out.append(payload); }
+    bool encode_to(std::string_view payload, std::string& out) override {
+        out.append(payload);
+        return true;
+    }
 };
 
 class RawFactory final : public ProtocolFactory {

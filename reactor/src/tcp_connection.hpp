@@ -126,6 +126,9 @@ class TcpConnection final : public Connection, private MessageSink {
     void spill_stage();
     void drop_stage();
     bool write_stage(std::size_t& left);
+    // send() while staging: the protocol encodes the payload into the stage. False, with nothing
+    // staged, when it does not fit or the protocol encodes only into a Buffer.
+    bool stage_encoded(std::string_view payload);
     // This thread's OutputStage, looked up once.
     OutputStage& output_stage();
     void arm_write();

@@ -15,6 +15,7 @@ namespace reactor {
 
 void TcpConnection::send(std::string_view payload) {
     if (closing_) return;
+    if (staging_ && stage_encoded(payload)) return;
     spill_stage();  // the encoder writes to the output buffer, after what is staged
     const std::size_t before = output_.size();
     output_may_hold_bytes_ = true;
@@ -41,6 +42,20 @@ void TcpConnection::send_raw(std::string_view bytes) {
     output_.append(bytes);
     ++stats_.messages_out;
     after_output_grew(bytes.size(), before + bytes.size());
+}
+
+bool TcpConnection::stage_encoded(std::string_view payload) {
+    OutputStage& stage = output_stage();
+    if (!stage.has_room_to_encode(payload.size())) return false;
+    std::string& target = stage.encoder_target();
+    const std::size_t before = target.size();
+    bool staged = false;
+    guarded("encode", [&] { staged = protocol_->encode_to(payload, target); });
+    if (closing_) return true;  // the encoder threw: the connection closed and dropped the stage
+    if (!staged) return false;
+    ++stats_.messages_out;
+    after_output_grew(target.size() - before, target.size());
+    return true;
 }
 
 std::size_t TcpConnection::output_pending() const {

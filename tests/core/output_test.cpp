@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -49,6 +51,52 @@ reactor::Handlers piecewise_replies(test::ConnectionEvents& events, std::size_t 
     return handlers;
 }
 
+// Framing that wraps each outbound payload in brackets, through encode_to() into the stage when
+// `staged`, else only through encode() into the output buffer; a payload "boom" makes the encoder
+// throw. Each chunk read is one message, as with raw framing.
+class BracketProtocol final : public reactor::Protocol {
+  public:
+    explicit BracketProtocol(bool staged) : staged_(staged) {}
+    reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
+        const std::size_t n = in.size();
+        reactor::Message message;
+        message.payload = in.peek(n);
+        out.deliver(message);
+        in.drain(n);
+        return reactor::Decoded::frame();
+    }
+    void encode(std::string_view payload, reactor::Buffer& out) override {
+        out.append(framed(payload));
+    }
+    bool encode_to(std::string_view payload, std::string& out) override {
+        if (!staged_) return false;
+        out.append("[");
+        if (payload == "boom") throw std::runtime_error("boom");
+        out.append(payload);
+        out.append("]");
+        return true;
+    }
+    static std::string framed(std::string_view payload) {
+        if (payload == "boom") throw std::runtime_error("boom");
+        return "[" + std::string(payload) + "]";
+    }
+
+  private:
+    bool staged_;
+};
+
+class BracketFactory final : public reactor::ProtocolFactory {
+  public:
+    explicit BracketFactory(bool staged) : staged_(staged) {}
+    std::string_view name() const override { return "bracket"; }
+    std::unique_ptr<reactor::Protocol> create() const override {
+        return std::make_unique<BracketProtocol>(staged_);
+    }
+
+  private:
+    bool staged_;
+};
+
 std::string expected_replies(std::string_view requests, std::size_t size) {
     std::string out;
     for (const char byte : requests) out += reply_for(byte, size);
@@ -72,6 +120,60 @@ TEST_CASE("replies of one read keep their order past the stage's capacity") {
     REQUIRE(got.ok());
     CHECK(got.data == want);
     CHECK(client.read_exactly(1, 50ms).end == test::ReadEnd::timeout);
+}
+
+TEST_CASE("replies through the protocol's encoder are framed and keep their order") {
+    // As above, with every third piece framed by the protocol: into the stage where it encodes to
+    // a string, into the output buffer where it does not. The client sees the same bytes.
+    for (const bool staged : {true, false}) {
+        CAPTURE(staged);
+        constexpr std::size_t kPieces = 40;
+        constexpr std::size_t kPiece = 500;
+        ServerHarness h{test::NoListener{}};
+        reactor::ListenOptions options;
+        options.protocol = std::make_shared<BracketFactory>(staged);
+        options.handlers = piecewise_replies(h.events, kPieces, kPiece, true);
+        h.listen_primary(std::move(options));
+        auto [client, id] = h.connect_and_wait_open();
+        const std::string requests = "abcdefghij";
+        REQUIRE(client.send_all(requests));
+        std::string want;
+        for (const char byte : requests) {
+            const std::string reply = reply_for(byte, kPieces * kPiece);
+            for (std::size_t i = 0; i < kPieces; ++i) {
+                const std::string part = reply.substr(i * kPiece, kPiece);
+                want += i % 3 == 2 ? BracketProtocol::framed(part) : part;
+            }
+        }
+        const auto got = client.read_exactly(want.size());
+        REQUIRE(got.ok());
+        CHECK(got.data == want);
+        CHECK(client.read_exactly(1, 50ms).end == test::ReadEnd::timeout);
+    }
+}
+
+TEST_CASE("an encoder that throws closes its connection only") {
+    for (const bool staged : {true, false}) {
+        CAPTURE(staged);
+        ServerHarness h{test::NoListener{}};
+        reactor::ListenOptions options;
+        options.protocol = std::make_shared<BracketFactory>(staged);
+        options.handlers = test::echo_handlers(h.events);
+        options.handlers.on_message = [](reactor::Connection& conn, reactor::Message& message) {
+            conn.send(message.payload);
+        };
+        h.listen_primary(std::move(options));
+        auto [bad, bad_id] = h.connect_and_wait_open();
+        auto [good, good_id] = h.connect_and_wait_open();
+        REQUIRE(bad.send_all("boom"));
+        CHECK(h.events.wait_close_of(bad_id) == CloseReason::error);
+        const auto end = bad.read_until_eof();
+        CHECK(end.data.empty());
+        REQUIRE(good.send_all("fine"));
+        const auto got = good.read_exactly(6);
+        REQUIRE(got.ok());
+        CHECK(got.data == "[fine]");
+    }
 }
 
 TEST_CASE("a client that reads late gets every byte, in order") {

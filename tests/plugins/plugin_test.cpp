@@ -71,6 +71,9 @@ Fed feed(Protocol& protocol, const std::vector<std::string>& chunks) {
 std::string encode(Protocol& protocol, std::string_view payload) {
     Buffer out;
     protocol.encode(payload, out);
+    std::string direct;
+    CHECK(protocol.encode_to(payload, direct));
+    CHECK(direct == out.to_string());
     return out.to_string();
 }
 

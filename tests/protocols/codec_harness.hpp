@@ -159,6 +159,16 @@ inline void check_delivers(const FeedResult& result, const std::vector<Captured>
 
 // Feeds bytes whole, split at every point and byte by byte; each must deliver expected exactly,
 // consume everything and not fail.
+// What protocol.encode() writes for payload, checked to be what encode_to() appends as well.
+inline std::string encoded(reactor::Protocol& protocol, std::string_view payload) {
+    reactor::Buffer out;
+    protocol.encode(payload, out);
+    std::string direct = "kept:";
+    CHECK(protocol.encode_to(payload, direct));
+    CHECK(direct == "kept:" + out.to_string());
+    return out.to_string();
+}
+
 inline void check_all_feeds(const reactor::ProtocolFactory& factory, std::string_view bytes,
                             const std::vector<Captured>& expected) {
     for (const bool borrow : {false, true}) {

@@ -9,6 +9,7 @@
 using codec_test::build;
 using codec_test::check_all_feeds;
 using codec_test::config_error;
+using codec_test::encoded;
 using codec_test::feed_bytewise;
 using codec_test::feed_whole;
 using codec_test::payload;
@@ -201,9 +202,7 @@ TEST_CASE("length: encode prepends the field and decodes back") {
         const auto factory = build(make_length, options);
         for (const auto& p : payloads) {
             INFO("options " << options.dump() << " payload size " << p.size());
-            reactor::Buffer out;
-            factory->create()->encode(p, out);
-            const std::string wire = out.to_string();
+            const std::string wire = encoded(*factory->create(), p);
             const std::size_t field = options.value("length_field_length", std::size_t{4});
             CHECK(wire.size() == field + p.size());
             CHECK(wire.substr(field) == p);
@@ -232,6 +231,9 @@ TEST_CASE("length: encode writes the field as configured and refuses what does n
     const auto one_byte = build(make_length, {{"length_field_length", 1}})->create();
     CHECK_NOTHROW(one_byte->encode(std::string(255, 'a'), out));
     CHECK_THROWS_AS(one_byte->encode(std::string(256, 'a'), out), std::length_error);
+    std::string direct;
+    CHECK_THROWS_AS(one_byte->encode_to(std::string(256, 'a'), direct), std::length_error);
+    CHECK(direct.empty());
     const auto one_byte_inclusive =
         build(make_length, {{"length_field_length", 1}, {"length_includes_header", true}})
             ->create();

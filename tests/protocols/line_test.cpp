@@ -7,6 +7,7 @@
 using codec_test::build;
 using codec_test::check_all_feeds;
 using codec_test::config_error;
+using codec_test::encoded;
 using codec_test::feed_bytewise;
 using codec_test::feed_whole;
 using codec_test::payload;
@@ -130,9 +131,7 @@ TEST_CASE("line: encode appends the delimiter and decodes back") {
         const auto factory = build(make_line, options);
         for (const auto& p : payloads) {
             INFO("options " << options.dump() << " payload " << p);
-            reactor::Buffer out;
-            factory->create()->encode(p, out);
-            const std::string wire = out.to_string();
+            const std::string wire = encoded(*factory->create(), p);
             CHECK(wire == p + options.value("delimiter", std::string("\n")));
             check_all_feeds(*factory, wire, {payload(p)});
         }

@@ -12,6 +12,7 @@ using codec_test::Captured;
 using codec_test::check_all_feeds;
 using codec_test::command;
 using codec_test::config_error;
+using codec_test::encoded;
 using codec_test::feed_bytewise;
 using codec_test::feed_whole;
 using reactor::protocols::make_resp;
@@ -243,9 +244,7 @@ TEST_CASE("resp: encode writes a bulk string that decodes back") {
     for (const std::string& p :
          {""s, "hello"s, "with\r\nCRLF and \0 NUL"s, std::string(1000, 'b')}) {
         INFO("payload " << p);
-        reactor::Buffer out;
-        factory->create()->encode(p, out);
-        const std::string bulk = out.to_string();
+        const std::string bulk = encoded(*factory->create(), p);
         CHECK(bulk == "$" + std::to_string(p.size()) + "\r\n" + p + "\r\n");
         check_all_feeds(*factory, "*1\r\n" + bulk, {command({p})});
     }

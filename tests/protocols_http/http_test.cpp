@@ -250,11 +250,16 @@ std::string reply_to(std::string_view request, std::string_view payload) {
     Buffer in;
     Buffer out;
     CollectingSink sink;
-    sink.on_message = [&](Message&) { protocol->encode(payload, out); };
+    std::string direct;
+    sink.on_message = [&](Message&) {
+        protocol->encode(payload, out);
+        CHECK(protocol->encode_to(payload, direct));
+    };
     in.append(request);
     const DecodeOutcome outcome = reactor::decode_all(*protocol, in, sink);
     REQUIRE_FALSE(outcome.failed);
     REQUIRE(outcome.messages == 1);
+    CHECK(direct == out.to_string());
     return out.to_string();
 }
 

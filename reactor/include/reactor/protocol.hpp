@@ -89,6 +89,14 @@ class Protocol {
 
     // Frames one outbound payload onto out.
     virtual void encode(std::string_view payload, Buffer& out) = 0;
+    // The same framing appended to a string, which lets a connection gather the replies of one read
+    // and write them with one call. Returns false, with nothing appended, where the protocol frames
+    // only into a Buffer (the default): replies then go through encode().
+    virtual bool encode_to(std::string_view payload, std::string& out) {
+        (void)payload;
+        (void)out;
+        return false;
+    }
 
     // Bytes sent to a connection refused because the server is full (RESP "-ERR max number of
     // clients reached", HTTP 503); empty where the protocol has no such notice.
