@@ -49,7 +49,9 @@ class OutputStage {
         if (bytes_.capacity() > kMaxBytes) std::string().swap(bytes_);
     }
 
-    static constexpr std::size_t kMaxBytes = 64 * 1024;
+    // As much as one write takes (kMaxSingleRead), so that a large reply is copied once, here,
+    // rather than into a chunk allocated and freed for it.
+    static constexpr std::size_t kMaxBytes = 256 * 1024;
     static constexpr std::size_t kFramingAllowance = 1024;
 
   private:
@@ -57,10 +59,11 @@ class OutputStage {
     std::string bytes_;
 };
 
-// Where a connection whose recent reads were small reads its socket: the bytes become the input
+// Where a connection reads its socket while its input buffer is empty: the bytes become the input
 // buffer's content in place (Buffer::borrow_front), are decoded there, and only a partial frame
 // left at the end is copied into the input buffer. Spares the buffer a chunk allocation and the
-// reserve/commit/drain round for every request.
+// reserve/commit/drain round for every request, and a large message the allocation and release of
+// a large chunk.
 //
 // One per thread (a loop thread), held by one connection at a time, from its read until it has
 // kept what it did not decode.
@@ -74,13 +77,14 @@ class ReadArea {
     // Null if another connection holds it.
     char* claim(const void* owner) {
         if (owner_ != nullptr) return nullptr;
-        if (!bytes_) bytes_ = std::make_unique<char[]>(kBytes);
+        // Not zeroed: pages are touched only as far as reads reach.
+        if (!bytes_) bytes_ = std::make_unique_for_overwrite<char[]>(kBytes);
         owner_ = owner;
         return bytes_.get();
     }
     void release() { owner_ = nullptr; }
 
-    static constexpr std::size_t kBytes = 64 * 1024;
+    static constexpr std::size_t kBytes = 256 * 1024;
 
   private:
     const void* owner_ = nullptr;

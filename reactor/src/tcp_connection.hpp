@@ -148,8 +148,8 @@ class TcpConnection final : public Connection, private MessageSink {
     };
     // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
     SocketRead read_socket(std::size_t limit);
-    // The first read of read_socket(), into the thread's ReadArea when this connection's reads are
-    // small: true when that read is all there is to do.
+    // The first read of read_socket(), into the thread's ReadArea when the input buffer is empty:
+    // true when that read is all there is to do.
     bool read_into_area(SocketRead& result);
     // Copies what is left of input read into the ReadArea into the input buffer, and lets the
     // area go. After every read, once decoding is done.
@@ -184,6 +184,9 @@ class TcpConnection final : public Connection, private MessageSink {
     bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
     bool staging_ = false;          // holds the OutputStage; the output buffer is empty meanwhile
     bool holding_area_ = false;     // the input borrows bytes from the ReadArea
+    // A large read into the ReadArea left part of a frame, which was copied out: large reads go to
+    // the input buffer until reads and frames line up again (see keep_input()).
+    bool large_reads_split_frames_ = false;
     // False only when the buffer is known to be empty, which spares asking libevent (and a cache
     // miss on the evbuffer) for every request.
     bool input_may_hold_bytes_ = false;

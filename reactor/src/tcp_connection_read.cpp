@@ -12,8 +12,9 @@
 namespace reactor {
 
 namespace {
-// Reads go to the thread's ReadArea while the ReadSizer offers at most this much.
-constexpr std::size_t kAreaReadsUpTo = 16 * 1024;
+// Reads the ReadSizer offers more than this much for are large: they go to the thread's ReadArea
+// only while they have been ending on frame boundaries.
+constexpr std::size_t kLargeRead = 16 * 1024;
 }  // namespace
 
 void ReadSizer::record(std::size_t got, std::size_t offered) {
@@ -56,17 +57,25 @@ void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
 }
 
 void TcpConnection::keep_input() {
-    if (!holding_area_) return;
-    if (input_.keep_front() != 0) input_may_hold_bytes_ = true;
+    if (!holding_area_) {
+        // A large read into the input buffer left nothing undecoded: frames end where reads do
+        // again, so large reads may use the area.
+        if (large_reads_split_frames_ && input_.empty()) large_reads_split_frames_ = false;
+        return;
+    }
+    if (input_.keep_front() != 0) {
+        input_may_hold_bytes_ = true;
+        // Copying the first part of every large frame out of the area would cost more than reading
+        // it into the buffer.
+        if (read_sizer_.reservation() > kLargeRead) large_reads_split_frames_ = true;
+    }
     area_->release();
     holding_area_ = false;
 }
 
 bool TcpConnection::read_into_area(SocketRead& result) {
-    // Only for a connection whose reads have been small, with nothing buffered: a partial frame
-    // left in the area is copied out after decoding, which for large frames would be a copy per
-    // read.
-    if (read_sizer_.reservation() > kAreaReadsUpTo) return false;
+    // Only with nothing buffered: a partial frame left in the area is copied out after decoding.
+    if (large_reads_split_frames_ && read_sizer_.reservation() > kLargeRead) return false;
     if (input_may_hold_bytes_) {
         if (!input_.empty()) return false;
         input_may_hold_bytes_ = false;
