@@ -81,6 +81,20 @@ class Clients(unittest.TestCase):
         c.sendall(b"*1\r\n$-5\r\n")
         self.assertEqual(recv_to_eof(c), b"-ERR Protocol error: invalid bulk length\r\n")
 
+    def test_resp_command_names_ignore_case_only(self):
+        # Names match in any letter case; a byte that is not a letter never matches one, however
+        # close its code (0x10 | 0x20 is '0', '@' | 0x20 is '`').
+        c = connect(self.server.ports["kv"])
+        requests = [b"pInG", b"ping", b"PIN", b"PINGG", b"P\x10NG", b"@ING", b"FLUSHALL", b"FLUSHALLX"]
+        wire = b"".join(b"*1\r\n$%d\r\n%s\r\n" % (len(r), r) for r in requests)
+        c.sendall(wire)
+        def unknown(name):
+            return b"-ERR unknown command '" + name + b"', with args beginning with: \r\n"
+        want = (b"+PONG\r\n" * 2 + unknown(b"PIN") + unknown(b"PINGG") + unknown(b"P\x10NG") +
+                unknown(b"@ING") + b"+OK\r\n" + unknown(b"FLUSHALLX"))
+        self.assertEqual(recv_exactly(c, len(want)), want)
+        c.close()
+
     def test_resp_pipelined(self):
         c = connect(self.server.ports["kv"])
         c.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n")
