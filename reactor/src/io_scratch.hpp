@@ -26,6 +26,12 @@ class OutputStage {
     // False if another connection holds it.
     bool claim(const void* owner) {
         if (owner_ != nullptr) return false;
+        // Written through once, at first use, so that all of it is resident from then on: the
+        // process's memory does not creep up as larger replies reach further into it.
+        if (bytes_.capacity() < kMaxBytes) {
+            bytes_.resize(kMaxBytes);
+            bytes_.clear();
+        }
         owner_ = owner;
         return true;
     }
@@ -77,8 +83,9 @@ class ReadArea {
     // Null if another connection holds it.
     char* claim(const void* owner) {
         if (owner_ != nullptr) return nullptr;
-        // Not zeroed: pages are touched only as far as reads reach.
-        if (!bytes_) bytes_ = std::make_unique_for_overwrite<char[]>(kBytes);
+        // Zeroed at first use, so that all of it is resident from then on: the process's memory
+        // does not creep up as larger reads reach further into it.
+        if (!bytes_) bytes_ = std::make_unique<char[]>(kBytes);
         owner_ = owner;
         return bytes_.get();
     }
