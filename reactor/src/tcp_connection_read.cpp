@@ -145,8 +145,11 @@ TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
 
 void TcpConnection::read_remaining_input() {
     // A request the peer finished sending before shutdown began may still sit in the kernel's
-    // receive buffer; it is owed a reply like any other.
-    if (read_pauses_ > 0) return;
+    // receive buffer; it is owed a reply like any other. Not when this connection's own handler
+    // began the shutdown: it is inside its decoding then, whose frame is not drained yet, and
+    // decoding again would deliver that frame a second time. Nor after the peer's end of stream,
+    // when everything has been read.
+    if (read_pauses_ > 0 || in_read_ || peer_ended_) return;
     read_socket(kMaxSingleRead * 64);
     process_input();
     keep_input();

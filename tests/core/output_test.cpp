@@ -267,3 +267,28 @@ TEST_CASE("a handler that writes to another connection during its read") {
     REQUIRE(got_b.ok());
     CHECK(got_b.data == want_b);
 }
+
+TEST_CASE("a handler that starts the server's shutdown gets its replies out, once") {
+    // The shutdown closes this very connection while it is still decoding: the request it is
+    // answering is not decoded again, what it staged goes out, and the next pipelined request,
+    // arriving after the shutdown began, is not answered.
+    std::atomic<int> calls{0};
+    std::atomic<bool> done{false};
+    ServerHarness h{test::NoListener{}};
+    reactor::ListenOptions options;
+    options.handlers = test::echo_handlers(h.events);
+    options.handlers.on_message = [&](reactor::Connection& conn, reactor::Message& message) {
+        ++calls;
+        conn.send_raw("reply to " + std::string(message.payload) + ";");
+        h.server.shutdown([&] { done = true; });
+        conn.send_raw("ignored");
+    };
+    h.listen_primary(std::move(options));
+    auto [client, id] = h.connect_and_wait_open();
+    REQUIRE(client.send_all("stop"));
+    const auto got = client.read_until_eof();
+    REQUIRE(got.ok());
+    CHECK(got.data == "reply to stop;");
+    CHECK(h.events.wait_close_of(id) == CloseReason::shutdown);
+    CHECK(calls == 1);
+}
