@@ -244,7 +244,8 @@ std::string error_response(std::string_view status_line) {
            "\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 }
 
-// Runs one request through a fresh codec and returns what encode() makes of payload.
+// Runs one request through a fresh codec and returns what encode() makes of payload; encode_to()
+// must make the same (but for the second in the Date header, which may tick between the two).
 std::string reply_to(std::string_view request, std::string_view payload) {
     auto protocol = http();
     Buffer in;
@@ -259,7 +260,7 @@ std::string reply_to(std::string_view request, std::string_view payload) {
     const DecodeOutcome outcome = reactor::decode_all(*protocol, in, sink);
     REQUIRE_FALSE(outcome.failed);
     REQUIRE(outcome.messages == 1);
-    CHECK(direct == out.to_string());
+    CHECK(without_date(direct) == without_date(out.to_string()));
     return out.to_string();
 }
 
