@@ -1,4 +1,5 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -392,6 +393,30 @@ TEST_CASE("shutdown with no connections calls done") {
     test::LoopThread thread(loop);
     test::on_loop(loop, [&] { server.shutdown([&] { loop.stop(); }); });
     CHECK(thread.wait_finished(5s));
+}
+
+TEST_CASE("a connection's peer is its client's address and port") {
+    ServerHarness h;
+    // A client bound to a loopback address with three-digit and one-digit octets.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(0x7f6d0009);  // 127.109.0.9
+    REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) == 0);
+    sockaddr_in server{};
+    server.sin_family = AF_INET;
+    server.sin_port = htons(h.endpoint.port);
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server);
+    TestClient client(fd);  // owns the socket from here (and makes it non-blocking)
+    REQUIRE(connected == 0);
+    socklen_t length = sizeof local;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0);
+    REQUIRE(h.events.wait_opened(1));
+    const reactor::ConnectionId id = h.events.open_order().front();
+    const std::string peer = h.on_loop([&] { return h.server.find(id)->peer(); });
+    CHECK(peer == "127.109.0.9:" + std::to_string(ntohs(local.sin_port)));
 }
 
 TEST_CASE("IPv6 loopback listener echoes") {
