@@ -59,10 +59,8 @@ std::string frame(std::size_t index, std::size_t size) {
     return s;
 }
 
-}  // namespace
-
-TEST_CASE("frames of every size, cut anywhere, are echoed whole and in order") {
-    ServerHarness h{test::NoListener{}};
+// A listener of newline frames that sends each one back through the protocol's encoder.
+void listen_echoing_lines(ServerHarness& h) {
     reactor::ListenOptions options;
     options.protocol = std::make_shared<LinesFactory>();
     options.handlers = test::echo_handlers(h.events);
@@ -70,6 +68,13 @@ TEST_CASE("frames of every size, cut anywhere, are echoed whole and in order") {
         conn.send(message.payload);
     };
     h.listen_primary(std::move(options));
+}
+
+}  // namespace
+
+TEST_CASE("frames of every size, cut anywhere, are echoed whole and in order") {
+    ServerHarness h{test::NoListener{}};
+    listen_echoing_lines(h);
     auto [client, id] = h.connect_and_wait_open();
 
     // Sizes around the area (256 KiB), the large-read mark (16 KiB) and a single byte.
@@ -104,13 +109,7 @@ TEST_CASE("a large frame split across reads, then small requests, then large rep
     // After a large read splits a frame, reads go to the buffer; request/reply traffic that lines
     // up with reads must keep working the same either way.
     ServerHarness h{test::NoListener{}};
-    reactor::ListenOptions options;
-    options.protocol = std::make_shared<LinesFactory>();
-    options.handlers = test::echo_handlers(h.events);
-    options.handlers.on_message = [](reactor::Connection& conn, reactor::Message& message) {
-        conn.send(message.payload);
-    };
-    h.listen_primary(std::move(options));
+    listen_echoing_lines(h);
     auto [client, id] = h.connect_and_wait_open();
     const std::string big = frame(1, 200 * 1024);
     REQUIRE(client.send_all(std::string_view(big).substr(0, 50 * 1024)));

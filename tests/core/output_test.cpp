@@ -58,12 +58,7 @@ class BracketProtocol final : public reactor::Protocol {
   public:
     explicit BracketProtocol(bool staged) : staged_(staged) {}
     reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
-        const std::size_t n = in.size();
-        reactor::Message message;
-        message.payload = in.peek(n);
-        out.deliver(message);
-        in.drain(n);
-        return reactor::Decoded::frame();
+        return raw_->decode(in, out);
     }
     void encode(std::string_view payload, reactor::Buffer& out) override {
         out.append(framed(payload));
@@ -83,6 +78,7 @@ class BracketProtocol final : public reactor::Protocol {
 
   private:
     bool staged_;
+    const std::unique_ptr<reactor::Protocol> raw_ = reactor::raw_protocol()->create();
 };
 
 class BracketFactory final : public reactor::ProtocolFactory {
@@ -97,10 +93,23 @@ class BracketFactory final : public reactor::ProtocolFactory {
     bool staged_;
 };
 
-std::string expected_replies(std::string_view requests, std::size_t size) {
+// What piecewise_replies(..., pieces, piece, ...) writes for `requests`, every third piece as
+// `framed` frames it: `unframed` where nothing frames it (send_raw, or raw framing).
+std::string expected_replies(std::string_view requests, std::size_t pieces, std::size_t piece,
+                             std::string (*framed)(std::string_view)) {
     std::string out;
-    for (const char byte : requests) out += reply_for(byte, size);
+    for (const char byte : requests) {
+        const std::string reply = reply_for(byte, pieces * piece);
+        for (std::size_t i = 0; i < pieces; ++i) {
+            const std::string_view part = std::string_view(reply).substr(i * piece, piece);
+            out += i % 3 == 2 ? framed(part) : std::string(part);
+        }
+    }
     return out;
+}
+
+std::string unframed(std::string_view part) {
+    return std::string(part);
 }
 
 }  // namespace
@@ -115,7 +124,7 @@ TEST_CASE("replies of one read keep their order past the stage's capacity") {
     auto [client, id] = h.connect_and_wait_open();
     const std::string requests = "abcdefghij";
     REQUIRE(client.send_all(requests));
-    const std::string want = expected_replies(requests, 40 * 500);
+    const std::string want = expected_replies(requests, 40, 500, unframed);
     const auto got = client.read_exactly(want.size());
     REQUIRE(got.ok());
     CHECK(got.data == want);
@@ -137,14 +146,8 @@ TEST_CASE("replies through the protocol's encoder are framed and keep their orde
         auto [client, id] = h.connect_and_wait_open();
         const std::string requests = "abcdefghij";
         REQUIRE(client.send_all(requests));
-        std::string want;
-        for (const char byte : requests) {
-            const std::string reply = reply_for(byte, kPieces * kPiece);
-            for (std::size_t i = 0; i < kPieces; ++i) {
-                const std::string part = reply.substr(i * kPiece, kPiece);
-                want += i % 3 == 2 ? BracketProtocol::framed(part) : part;
-            }
-        }
+        const std::string want =
+            expected_replies(requests, kPieces, kPiece, &BracketProtocol::framed);
         const auto got = client.read_exactly(want.size());
         REQUIRE(got.ok());
         CHECK(got.data == want);
@@ -210,7 +213,7 @@ TEST_CASE("a client that reads late gets every byte, in order") {
         socket_full = pending() > 0;
     }
     REQUIRE(socket_full);
-    const std::string want = expected_replies(requests, 32 * 1024);
+    const std::string want = expected_replies(requests, 32, 1024, unframed);
     const auto got = client.read_exactly(want.size(), 20s);
     REQUIRE(got.ok());
     CHECK(got.data == want);
