@@ -3,6 +3,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,63 @@ struct HeaderSpans {
     bool name_complete = false;
 };
 
-enum class Failure { none, headers_too_large, body_too_large, bad_request };
+enum class Failure {
+    none,
+    headers_too_large,
+    body_too_large,
+    bad_request,
+    not_implemented,        // a transfer coding other than chunked
+    version_not_supported,  // HTTP/2 and later in HTTP/1 syntax, or HTTP/0.9
+};
+
+// Where the codec's own chunked decoder is within a chunked body.
+enum class ChunkState { size_line, data, data_crlf, trailers };
+
+// A chunk-size line, extensions included, is at most this long (RFC 9112 §7.1.1 sets no limit;
+// nothing legitimate comes near it).
+constexpr std::size_t kMaxChunkLine = 4096;
+
+// tchar of RFC 9110 §5.6.2: the characters of a field name, a method, a chunk extension name.
+constexpr bool is_tchar(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+constexpr bool is_ws(char c) {
+    return c == ' ' || c == '\t';
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// uri-host [ ":" port ] (RFC 9110 §7.2): reg-name, IPv4 or IP-literal characters. Empty is valid
+// (a target without an authority).
+bool valid_host(std::string_view host) {
+    for (const char ch : host) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                        (c >= 'A' && c <= 'Z') ||
+                        std::string_view("-._~%!$&'()*+,;=:[]").find(ch) != std::string_view::npos;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// absolute-form (RFC 9112 §3.2.2) as llhttp lets it through: scheme "://" and the rest.
+bool absolute_form(std::string_view target) {
+    const auto colon = target.find("://");
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+    if (!alpha(target[0])) return false;
+    for (const char c : target.substr(0, colon)) {
+        if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return false;
+    }
+    return true;
+}
 
 std::string_view trim_trailing_whitespace(std::string_view value) {
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
@@ -74,11 +131,12 @@ class HttpProtocol final : public Protocol {
     static HttpProtocol& of(llhttp_t* parser) { return *static_cast<HttpProtocol*>(parser->data); }
 
     static int on_url(llhttp_t* parser, const char* at, std::size_t n);
+    static int on_url_complete(llhttp_t* parser);
+    static int on_version_complete(llhttp_t* parser);
     static int on_header_field(llhttp_t* parser, const char* at, std::size_t n);
     static int on_header_field_complete(llhttp_t* parser);
     static int on_header_value(llhttp_t* parser, const char* at, std::size_t n);
     static int on_headers_complete(llhttp_t* parser);
-    static int on_chunk_header(llhttp_t* parser);
     static int on_body(llhttp_t* parser, const char* at, std::size_t n);
     static int on_message_complete(llhttp_t* parser);
 
@@ -86,10 +144,25 @@ class HttpProtocol final : public Protocol {
     std::string_view view(Span span) const { return {base_ + span.begin, span.size()}; }
     // Records a header-phase fragment; false (and a failure) when it ends past the header limit.
     bool within_header_limit(const char* at, std::size_t n);
-    int fail_in_callback(Failure failure, int code) {
+    int fail_in_callback(Failure failure, int code, const char* detail = nullptr) {
         failure_ = failure;
+        failure_detail_ = detail;
         return code;
     }
+    // Checks the request line and headers as a whole, once they have all arrived.
+    int check_headers();
+    bool transfer_coding_is_chunked() const;
+    void add_body(std::size_t offset, std::size_t n);
+    llhttp_errno_t retry_as_http11(std::size_t available);
+
+    // The codec's own chunked decoder (llhttp 8.1 does not check the CRLF after chunk data and
+    // refuses valid chunk extensions), from chunk_pos_ on.
+    Decoded decode_chunked(Buffer& in, MessageSink& out, std::size_t available);
+    enum class Step { done, need_more, failed };
+    Step chunk_size_line(std::size_t available);
+    Step trailer_line(std::size_t available);
+    Decoded complete_request(Buffer& in, MessageSink& out, std::size_t end);
+    Decoded need_more(MessageSink& out);
 
     void deliver_request(MessageSink& out);
     void reset_request();
@@ -108,7 +181,16 @@ class HttpProtocol final : public Protocol {
     Span body_;
     bool body_in_arena_ = false;
     std::string body_arena_;
+    std::size_t host_count_ = 0;
+    std::size_t host_index_ = 0;  // of the Host header in headers_, when host_count_ == 1
+    bool chunked_ = false;        // the body is chunked: decode_chunked() reads it, not llhttp
+    ChunkState chunk_state_ = ChunkState::size_line;
+    std::size_t chunk_pos_ = 0;    // next byte for decode_chunked()
+    std::size_t chunk_left_ = 0;   // data bytes of the current chunk not yet read
     std::size_t chunk_total_ = 0;  // sum of the declared chunk sizes so far
+    std::size_t trailers_begin_ = 0;
+    std::size_t line_scan_ = 0;  // how far the current trailer line has been checked
+    bool line_colon_ = false;    // the current trailer line's colon has been seen
     // "Expect: 100-continue": the client waits for a go-ahead before sending its body.
     bool continue_wanted_ = false;
     bool continue_sent_ = false;
@@ -131,11 +213,12 @@ const llhttp_settings_t& HttpProtocol::settings() {
         llhttp_settings_t s;
         llhttp_settings_init(&s);
         s.on_url = &on_url;
+        s.on_url_complete = &on_url_complete;
+        s.on_version_complete = &on_version_complete;
         s.on_header_field = &on_header_field;
         s.on_header_field_complete = &on_header_field_complete;
         s.on_header_value = &on_header_value;
         s.on_headers_complete = &on_headers_complete;
-        s.on_chunk_header = &on_chunk_header;
         s.on_body = &on_body;
         s.on_message_complete = &on_message_complete;
         return s;
@@ -158,14 +241,35 @@ int HttpProtocol::on_url(llhttp_t* parser, const char* at, std::size_t n) {
     return HPE_OK;
 }
 
+int HttpProtocol::on_url_complete(llhttp_t* parser) {
+    HttpProtocol& self = of(parser);
+    // The byte that ended the target is in the buffer. A line end there makes "GET /" an HTTP/0.9
+    // request, which llhttp would hold until a blank line followed; it is refused at once.
+    const char next = self.base_[self.target_.end];
+    if (next == '\r' || next == '\n') {
+        return self.fail_in_callback(Failure::version_not_supported, HPE_USER,
+                                     "HTTP/0.9 request line");
+    }
+    return HPE_OK;
+}
+
+int HttpProtocol::on_version_complete(llhttp_t* parser) {
+    HttpProtocol& self = of(parser);
+    if (parser->http_major == 1) return HPE_OK;
+    // llhttp takes "HTTP/0.9" and "HTTP/2.0" too; neither exists in this syntax (RFC 9112 §2.3).
+    if (parser->http_major == 0) {
+        return self.fail_in_callback(Failure::bad_request, HPE_USER, "invalid HTTP version");
+    }
+    return self.fail_in_callback(Failure::version_not_supported, HPE_USER);
+}
+
 int HttpProtocol::on_header_field(llhttp_t* parser, const char* at, std::size_t n) {
     HttpProtocol& self = of(parser);
-    if (self.headers_complete_) return HPE_OK;  // a trailer field
     if (!self.within_header_limit(at, n)) return HPE_USER;
     // llhttp accepts "Name :"; RFC 9112 requires rejecting it, as proxies disagree on its meaning.
     if (std::any_of(at, at + n, [](char c) { return c == ' ' || c == '\t'; })) {
-        self.failure_detail_ = "whitespace between header field name and colon";
-        return self.fail_in_callback(Failure::bad_request, HPE_USER);
+        return self.fail_in_callback(Failure::bad_request, HPE_USER,
+                                     "whitespace between header field name and colon");
     }
     const std::size_t offset = self.offset_of(at);
     if (self.headers_.empty() || self.headers_.back().name_complete) {
@@ -178,14 +282,23 @@ int HttpProtocol::on_header_field(llhttp_t* parser, const char* at, std::size_t 
 
 int HttpProtocol::on_header_field_complete(llhttp_t* parser) {
     HttpProtocol& self = of(parser);
-    if (!self.headers_complete_ && !self.headers_.empty())
-        self.headers_.back().name_complete = true;
+    // llhttp lets ": value" through, with no name at all.
+    if (self.headers_.empty() || self.headers_.back().name_complete ||
+        self.headers_.back().name.size() == 0) {
+        return self.fail_in_callback(Failure::bad_request, HPE_USER, "empty header field name");
+    }
+    HeaderSpans& header = self.headers_.back();
+    header.name_complete = true;
+    if (header.name.size() == 4 && ascii_iequals(self.view(header.name), "Host")) {
+        ++self.host_count_;
+        self.host_index_ = self.headers_.size() - 1;
+    }
     return HPE_OK;
 }
 
 int HttpProtocol::on_header_value(llhttp_t* parser, const char* at, std::size_t n) {
     HttpProtocol& self = of(parser);
-    if (self.headers_complete_ || n == 0 || self.headers_.empty()) return HPE_OK;
+    if (n == 0 || self.headers_.empty()) return HPE_OK;
     if (!self.within_header_limit(at, n)) return HPE_USER;
     const std::size_t offset = self.offset_of(at);
     Span& value = self.headers_.back().value;
@@ -195,8 +308,67 @@ int HttpProtocol::on_header_value(llhttp_t* parser, const char* at, std::size_t 
         value.end = offset + n;
     } else {
         // A value continued on the next line (obs-fold): RFC 9112 lets a server reject it.
-        self.failure_detail_ = "header value folded over lines";
-        return self.fail_in_callback(Failure::bad_request, HPE_USER);
+        return self.fail_in_callback(Failure::bad_request, HPE_USER,
+                                     "header value folded over lines");
+    }
+    return HPE_OK;
+}
+
+bool HttpProtocol::transfer_coding_is_chunked() const {
+    // All Transfer-Encoding lines form one list (RFC 9110 §5.3); empty elements do not count.
+    std::size_t codings = 0;
+    bool chunked = false;
+    for (const HeaderSpans& h : headers_) {
+        if (!ascii_iequals(view(h.name), "Transfer-Encoding")) continue;
+        std::string_view list = view(h.value);
+        while (!list.empty()) {
+            const auto comma = list.find(',');
+            std::string_view element = list.substr(0, comma);
+            list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+            while (!element.empty() && is_ws(element.front())) element.remove_prefix(1);
+            while (!element.empty() && is_ws(element.back())) element.remove_suffix(1);
+            if (element.empty()) continue;
+            ++codings;
+            chunked = ascii_iequals(element, "chunked");
+        }
+    }
+    return codings == 1 && chunked;
+}
+
+int HttpProtocol::check_headers() {
+    const bool http11 = parser_.http_minor >= 1;
+    // RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in HTTP/1.0.
+    if (host_count_ > 1) {
+        return fail_in_callback(Failure::bad_request, HPE_USER, "more than one Host header");
+    }
+    if (host_count_ == 0 && http11) {
+        return fail_in_callback(Failure::bad_request, HPE_USER, "no Host header");
+    }
+    if (host_count_ == 1 &&
+        !valid_host(trim_trailing_whitespace(view(headers_[host_index_].value)))) {
+        return fail_in_callback(Failure::bad_request, HPE_USER, "invalid Host header");
+    }
+    // origin-form is the rule; asterisk-form only for OPTIONS, authority-form only for CONNECT.
+    const std::string_view target = view(target_);
+    if (target.empty() || target.front() != '/') {
+        if (target == "*") {
+            if (parser_.method != HTTP_OPTIONS) {
+                return fail_in_callback(Failure::bad_request, HPE_USER, "* target without OPTIONS");
+            }
+        } else if (parser_.method != HTTP_CONNECT && !absolute_form(target)) {
+            return fail_in_callback(Failure::bad_request, HPE_USER, "invalid request target");
+        }
+    }
+    if ((parser_.flags & F_TRANSFER_ENCODING) != 0) {
+        // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; the framing is faulty.
+        if (!http11) {
+            return fail_in_callback(Failure::bad_request, HPE_USER,
+                                    "Transfer-Encoding in an HTTP/1.0 request");
+        }
+        // Only chunked is implemented: anything else would reach the app still encoded.
+        if (!transfer_coding_is_chunked()) {
+            return fail_in_callback(Failure::not_implemented, HPE_USER, "transfer coding");
+        }
     }
     return HPE_OK;
 }
@@ -204,11 +376,13 @@ int HttpProtocol::on_header_value(llhttp_t* parser, const char* at, std::size_t 
 int HttpProtocol::on_headers_complete(llhttp_t* parser) {
     HttpProtocol& self = of(parser);
     self.headers_complete_ = true;
+    if (const int status = self.check_headers(); status != HPE_OK) return status;
     if ((parser->flags & F_CONTENT_LENGTH) != 0 && parser->content_length > self.limits_.max_body) {
         return self.fail_in_callback(Failure::body_too_large, -1);
     }
-    const bool has_body = (parser->flags & F_CHUNKED) != 0 ||
-                          ((parser->flags & F_CONTENT_LENGTH) != 0 && parser->content_length > 0);
+    self.chunked_ = (parser->flags & F_CHUNKED) != 0;
+    const bool has_body =
+        self.chunked_ || ((parser->flags & F_CONTENT_LENGTH) != 0 && parser->content_length > 0);
     if (has_body && parser->http_major == 1 && parser->http_minor >= 1) {
         for (const HeaderSpans& h : self.headers_) {
             if (ascii_iequals(self.view(h.name), "Expect") &&
@@ -221,39 +395,64 @@ int HttpProtocol::on_headers_complete(llhttp_t* parser) {
     return HPE_PAUSED;
 }
 
-int HttpProtocol::on_chunk_header(llhttp_t* parser) {
-    HttpProtocol& self = of(parser);
-    const std::uint64_t size = parser->content_length;
-    if (size > self.limits_.max_body - self.chunk_total_) {
-        return self.fail_in_callback(Failure::body_too_large, -1);
+void HttpProtocol::add_body(std::size_t offset, std::size_t n) {
+    if (!body_in_arena_) {
+        if (body_.size() == 0) {
+            body_ = {offset, offset + n};
+            return;
+        }
+        if (offset == body_.end) {
+            body_.end = offset + n;
+            return;
+        }
+        // A second chunk: the body is no longer contiguous in the input.
+        body_arena_.assign(view(body_));
+        body_in_arena_ = true;
     }
-    self.chunk_total_ += static_cast<std::size_t>(size);
-    return 0;
+    body_arena_.append(base_ + offset, n);
 }
 
 int HttpProtocol::on_body(llhttp_t* parser, const char* at, std::size_t n) {
     HttpProtocol& self = of(parser);
-    const std::size_t offset = self.offset_of(at);
-    if (!self.body_in_arena_) {
-        if (self.body_.size() == 0) {
-            self.body_ = {offset, offset + n};
-            return HPE_OK;
-        }
-        if (offset == self.body_.end) {
-            self.body_.end = offset + n;
-            return HPE_OK;
-        }
-        // A second chunk: the body is no longer contiguous in the input.
-        self.body_arena_.assign(self.view(self.body_));
-        self.body_in_arena_ = true;
-    }
-    self.body_arena_.append(at, n);
+    self.add_body(self.offset_of(at), n);
     return HPE_OK;
 }
 
 int HttpProtocol::on_message_complete(llhttp_t*) {
     // Stop right after this request, so one decode() call consumes exactly one request.
     return HPE_PAUSED;
+}
+
+llhttp_errno_t HttpProtocol::retry_as_http11(std::size_t available) {
+    // llhttp knows versions 0.9, 1.0, 1.1 and 2.0 only and stops right after the minor digit.
+    const std::size_t at = offset_of(llhttp_get_error_pos(&parser_));
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (at < 4 || at > available || base_[at - 4] != '/' || !digit(base_[at - 3]) ||
+        base_[at - 2] != '.' || !digit(base_[at - 1])) {
+        return HPE_INVALID_VERSION;
+    }
+    if (base_[at - 3] >= '2') {
+        failure_ = Failure::version_not_supported;
+        return HPE_USER;
+    }
+    if (base_[at - 3] != '1') return HPE_INVALID_VERSION;
+    // HTTP/1.2 to 1.9 are served as 1.1 (RFC 9110 §2.5): the request line is parsed again with
+    // "1" fed in place of its minor digit. No callback keeps a pointer into that one byte.
+    static constexpr char kOne = '1';
+    llhttp_reset(&parser_);
+    target_ = {};
+    llhttp_errno_t status = llhttp_execute(&parser_, base_, at - 1);
+    if (status == HPE_OK) status = llhttp_execute(&parser_, &kOne, 1);
+    if (status == HPE_OK) status = llhttp_execute(&parser_, base_ + at, available - at);
+    return status;
+}
+
+Decoded HttpProtocol::need_more(MessageSink& out) {
+    if (continue_wanted_ && !continue_sent_) {
+        continue_sent_ = true;
+        out.write_interim("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    return Decoded::need_more();
 }
 
 Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
@@ -266,15 +465,22 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
     if (available <= fed_) return Decoded::need_more();
 
     base_ = in.peek(available).data();
+    if (chunked_) return decode_chunked(in, out, available);
     // The limits hold however the request was split into reads: the header section (through its
     // blank line) is at most max_header_bytes, checked where it ends or as soon as that many bytes
     // are buffered without its end; the same for the whole request and max_request.
     const std::size_t max_request = 2 * (limits_.max_header_bytes + limits_.max_body);
     llhttp_errno_t status = llhttp_execute(&parser_, base_ + fed_, available - fed_);
+    if (status == HPE_INVALID_VERSION) status = retry_as_http11(available);
     if (status == HPE_PAUSED && paused_at_headers_end_) {
         paused_at_headers_end_ = false;
         const char* body = llhttp_get_error_pos(&parser_);
         if (offset_of(body) > limits_.max_header_bytes) return fail(Failure::headers_too_large);
+        if (chunked_) {
+            chunk_pos_ = offset_of(body);
+            fed_ = chunk_pos_;
+            return decode_chunked(in, out, available);
+        }
         llhttp_resume(&parser_);
         status = llhttp_execute(&parser_, body, available - offset_of(body));
     }
@@ -284,27 +490,219 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
             return fail(Failure::headers_too_large);
         }
         if (fed_ >= max_request) return fail(Failure::body_too_large);
-        if (continue_wanted_ && !continue_sent_) {
-            continue_sent_ = true;
-            out.write_interim("HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        return Decoded::need_more();
+        return need_more(out);
     }
     if (status == HPE_PAUSED) {
         const std::size_t end = offset_of(llhttp_get_error_pos(&parser_));
         if (end > max_request) return fail(Failure::body_too_large);
-        deliver_request(out);
-        in.drain(end);
-        reset_request();
-        if (discarding_) {
-            in.drain(in.size());
-        } else {
-            llhttp_resume(&parser_);
-        }
-        return Decoded::frame();
+        return complete_request(in, out, end);
     }
     if (failure_ != Failure::none) return fail(failure_, failure_detail_ ? failure_detail_ : "");
+    // llhttp refuses a Transfer-Encoding that does not end in chunked, or has one after it.
+    if (status == HPE_INVALID_TRANSFER_ENCODING) {
+        return fail(Failure::not_implemented, llhttp_get_error_reason(&parser_));
+    }
     return fail(Failure::bad_request, llhttp_get_error_reason(&parser_));
+}
+
+Decoded HttpProtocol::complete_request(Buffer& in, MessageSink& out, std::size_t end) {
+    deliver_request(out);
+    in.drain(end);
+    const bool own_framing = chunked_;
+    reset_request();
+    if (discarding_) {
+        in.drain(in.size());
+    } else if (own_framing) {
+        llhttp_reset(&parser_);  // still paused where the headers ended
+    } else {
+        llhttp_resume(&parser_);
+    }
+    return Decoded::frame();
+}
+
+// chunk-size [ chunk-ext ] CRLF, where chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
+// and value = token / quoted-string (RFC 9112 §7.1.1); whitespace before the CRLF is let through.
+HttpProtocol::Step HttpProtocol::chunk_size_line(std::size_t available) {
+    const char* p = base_ + chunk_pos_;
+    const char* const end = base_ + std::min(available, chunk_pos_ + kMaxChunkLine);
+    const bool capped = end != base_ + available;
+    const auto bad = [this](const char* detail) {
+        failure_ = Failure::bad_request;
+        failure_detail_ = detail;
+        return Step::failed;
+    };
+    const auto more = [&] { return capped ? bad("chunk line too long") : Step::need_more; };
+    const std::size_t room = limits_.max_body - chunk_total_;
+    std::uint64_t size = 0;
+    const char* digits = p;
+    for (int v; p != end && (v = hex_value(*p)) >= 0; ++p) {
+        size = size * 16 + static_cast<unsigned>(v);
+        // Fails as soon as the size passes what is left, so the value cannot overflow.
+        if (size > room) {
+            failure_ = Failure::body_too_large;
+            return Step::failed;
+        }
+    }
+    if (p == end) return more();
+    if (p == digits) return bad("invalid chunk size");
+    const auto skip_ws = [&] {
+        while (p != end && is_ws(*p)) ++p;
+    };
+    const auto token = [&] {
+        const char* start = p;
+        while (p != end && is_tchar(static_cast<unsigned char>(*p))) ++p;
+        return p != start;
+    };
+    while (true) {
+        skip_ws();
+        if (p == end) return more();
+        if (*p == '\r') {
+            if (p + 1 == end) return more();
+            if (p[1] != '\n') return bad("expected LF after chunk size");
+            p += 2;
+            break;
+        }
+        if (*p != ';') return bad("invalid character in chunk size");
+        ++p;
+        skip_ws();
+        if (!token()) return p == end ? more() : bad("invalid chunk extension name");
+        skip_ws();
+        if (p == end) return more();
+        if (*p != '=') continue;
+        ++p;
+        skip_ws();
+        if (p == end) return more();
+        if (*p == '"') {
+            for (++p;; ++p) {
+                if (p == end) return more();
+                const auto c = static_cast<unsigned char>(*p);
+                if (c == '"') break;
+                if (c == '\\') {
+                    if (++p == end) return more();
+                    const auto q = static_cast<unsigned char>(*p);
+                    if (q != '\t' && (q < 0x20 || q == 0x7f)) return bad("invalid quoted-pair");
+                } else if (c != '\t' && (c < 0x20 || c == 0x7f)) {
+                    return bad("invalid character in chunk extension value");
+                }
+            }
+            ++p;
+        } else if (!token()) {
+            return p == end ? more() : bad("invalid chunk extension value");
+        }
+    }
+    chunk_total_ += static_cast<std::size_t>(size);
+    chunk_pos_ = static_cast<std::size_t>(p - base_);
+    chunk_left_ = static_cast<std::size_t>(size);
+    chunk_state_ = size == 0 ? ChunkState::trailers : ChunkState::data;
+    trailers_begin_ = chunk_pos_;
+    line_scan_ = chunk_pos_;
+    line_colon_ = false;
+    return Step::done;
+}
+
+// One trailer field line, or the blank line that ends the trailers, checked as header lines are
+// (RFC 9112 §5): a token name, the colon right after it, then visible characters, SP and HTAB.
+// Checked bytes are not looked at again when the line arrives in pieces.
+HttpProtocol::Step HttpProtocol::trailer_line(std::size_t available) {
+    const auto bad = [this](const char* detail) {
+        failure_ = Failure::bad_request;
+        failure_detail_ = detail;
+        return Step::failed;
+    };
+    std::size_t i = std::max(line_scan_, chunk_pos_);
+    for (; i < available; ++i) {
+        const auto c = static_cast<unsigned char>(base_[i]);
+        if (c == '\r') {
+            if (i + 1 == available) break;
+            if (base_[i + 1] != '\n') return bad("expected LF in trailer section");
+            if (i != chunk_pos_ && !line_colon_) return bad("trailer field without a colon");
+            if (i + 2 - trailers_begin_ > limits_.max_header_bytes) {
+                failure_ = Failure::headers_too_large;
+                return Step::failed;
+            }
+            chunk_pos_ = i + 2;
+            line_scan_ = chunk_pos_;
+            const bool blank = !line_colon_;
+            line_colon_ = false;
+            if (blank) chunk_state_ = ChunkState::size_line;  // the request is complete
+            return Step::done;
+        }
+        if (!line_colon_) {
+            if (c == ':') {
+                if (i == chunk_pos_) return bad("empty trailer field name");
+                line_colon_ = true;
+            } else if (is_ws(static_cast<char>(c))) {
+                return bad(i == chunk_pos_ ? "trailer folded over lines"
+                                           : "whitespace between trailer field name and colon");
+            } else if (!is_tchar(c)) {
+                return bad("invalid character in trailer field name");
+            }
+        } else if (c != '\t' && (c < 0x20 || c == 0x7f)) {
+            return bad("invalid character in trailer field value");
+        }
+    }
+    line_scan_ = i;
+    if (available - trailers_begin_ > limits_.max_header_bytes) {
+        failure_ = Failure::headers_too_large;
+        return Step::failed;
+    }
+    return Step::need_more;
+}
+
+Decoded HttpProtocol::decode_chunked(Buffer& in, MessageSink& out, std::size_t available) {
+    const std::size_t max_request = 2 * (limits_.max_header_bytes + limits_.max_body);
+    while (true) {
+        Step step = Step::done;
+        switch (chunk_state_) {
+            case ChunkState::size_line:
+                step = chunk_size_line(available);
+                break;
+            case ChunkState::data: {
+                const std::size_t n = std::min(chunk_left_, available - chunk_pos_);
+                if (n > 0) add_body(chunk_pos_, n);
+                chunk_pos_ += n;
+                chunk_left_ -= n;
+                if (chunk_left_ > 0) {
+                    step = Step::need_more;
+                } else {
+                    chunk_state_ = ChunkState::data_crlf;
+                }
+                break;
+            }
+            case ChunkState::data_crlf:
+                // llhttp 8.1 skips these two bytes unchecked: "3\r\nabcXX" would end the chunk.
+                if (chunk_pos_ < available && base_[chunk_pos_] != '\r') {
+                    step = Step::failed;
+                } else if (available - chunk_pos_ < 2) {
+                    step = Step::need_more;
+                } else if (base_[chunk_pos_ + 1] != '\n') {
+                    step = Step::failed;
+                } else {
+                    chunk_pos_ += 2;
+                    chunk_state_ = ChunkState::size_line;
+                }
+                if (step == Step::failed) {
+                    failure_ = Failure::bad_request;
+                    failure_detail_ = "expected CRLF after chunk data";
+                }
+                break;
+            case ChunkState::trailers: {
+                step = trailer_line(available);
+                if (step == Step::done && chunk_state_ == ChunkState::size_line) {
+                    if (chunk_pos_ > max_request) return fail(Failure::body_too_large);
+                    return complete_request(in, out, chunk_pos_);
+                }
+                break;
+            }
+        }
+        if (step == Step::failed) return fail(failure_, failure_detail_ ? failure_detail_ : "");
+        if (chunk_pos_ > max_request) return fail(Failure::body_too_large);
+        if (step == Step::need_more) {
+            fed_ = available;
+            if (available >= max_request) return fail(Failure::body_too_large);
+            return need_more(out);
+        }
+    }
 }
 
 void HttpProtocol::deliver_request(MessageSink& out) {
@@ -350,6 +748,11 @@ void HttpProtocol::reset_request() {
     } else {
         body_arena_.clear();
     }
+    host_count_ = 0;
+    chunked_ = false;
+    chunk_state_ = ChunkState::size_line;
+    chunk_pos_ = 0;
+    chunk_left_ = 0;
     chunk_total_ = 0;
     continue_wanted_ = false;
     continue_sent_ = false;
@@ -363,6 +766,12 @@ Decoded HttpProtocol::fail(Failure failure, std::string_view detail) {
             break;
         case Failure::body_too_large:
             error_ = {"payload too large", error_reply(413)};
+            break;
+        case Failure::not_implemented:
+            error_ = {"not implemented: " + std::string(detail), error_reply(501)};
+            break;
+        case Failure::version_not_supported:
+            error_ = {"HTTP version not supported", error_reply(505)};
             break;
         case Failure::bad_request:
         case Failure::none:

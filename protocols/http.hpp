@@ -1,6 +1,9 @@
 #pragma once
 
-// Protocol "http": HTTP/1.1 request framing, parsed with llhttp.
+// Protocol "http": HTTP/1.1 request framing (RFC 9112). llhttp parses the request line and the
+// header section; a chunked body, its chunk extensions and its trailers are decoded by the codec
+// itself, because llhttp 8.1 (Debian 12's) skips the CRLF after chunk data unchecked and refuses
+// valid extensions.
 //
 // decode() hands over one request per call, so pipelined requests are delivered in order within
 // one read. The Message has .http set (method, target, version, headers, body, keep_alive) and
@@ -20,13 +23,24 @@
 //  - 413 Payload Too Large: a Content-Length above max_body (before any body byte arrives), a
 //    chunked body whose declared chunk sizes add up past max_body, or a request longer than
 //    2 * (max_header_bytes + max_body) in all, which bounds chunk framing and trailers;
-//  - 400 Bad Request: anything llhttp rejects, whitespace before a header's colon, or obs-fold
-//    line folding.
+//  - 431 also for a trailer section longer than max_header_bytes;
+//  - 400 Bad Request: anything llhttp rejects; whitespace before a field's colon, obs-fold line
+//    folding, an empty field name (headers and trailers alike); an HTTP/1.1 request without
+//    Host, any request with two Host lines or an invalid Host; "*" as the target of anything but
+//    OPTIONS, a target neither origin-form nor absolute-form (but for CONNECT); Transfer-Encoding
+//    in an HTTP/1.0 request; chunk data not followed by CRLF, a chunk line outside the RFC's
+//    grammar (whitespace before its CRLF is allowed) or longer than 4096 bytes; "HTTP/0.9";
+//  - 501 Not Implemented: a Transfer-Encoding other than exactly one "chunked" (gzip, identity,
+//    "gzip, chunked", ...): the body would reach the application still encoded;
+//  - 505 HTTP Version Not Supported: a major version above 1 (HTTP/2.0 in HTTP/1 syntax), or an
+//    HTTP/0.9 request line ("GET /", no version), answered as soon as that line ends.
+// HTTP/1.2 to HTTP/1.9 are served as HTTP/1.1 (RFC 9110 §2.5: the highest minor version
+// supported); absolute-form targets arrive as sent, and the application reads the path from them.
 // A request cut off by the end of input is dropped without a reply: nobody is left to read one
 // reliably, and a half-sent request is not worth an answer.
 //
-// Limitation: Expect: 100-continue is not answered (decoding has no output); clients that wait for
-// it send the body after their own timeout.
+// "Expect: 100-continue" on a request with a body is answered "HTTP/1.1 100 Continue" once,
+// when its headers have arrived and the rest of it has not.
 
 #include <cstddef>
 #include <memory>

@@ -157,7 +157,7 @@ class Clients(unittest.TestCase):
         head, body = data.split(b"\r\n\r\n", 1)
         self.assertIn(b"\r\nConnection: keep-alive", head)
         self.assertEqual(body, b"Hello, World!")
-        c.sendall(b"HEAD /json HTTP/1.1\r\n\r\nGET /json HTTP/1.0\r\n\r\n")
+        c.sendall(b"HEAD /json HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.0\r\n\r\n")
         data = recv_to_eof(c)
         first, second = data.split(b"HTTP/1.1 200 OK", 2)[1:]
         self.assertIn(b"Content-Length: 27\r\n\r\n", first)
