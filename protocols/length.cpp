@@ -127,6 +127,13 @@ std::array<unsigned char, 8> LengthProtocol::length_field(std::size_t payload_si
     return field;
 }
 
+std::size_t LengthProtocol::max_payload() const {
+    const std::size_t n = settings_.field_length;
+    if (n >= 8) return std::numeric_limits<std::size_t>::max();
+    const std::uint64_t largest = (std::uint64_t{1} << (8 * n)) - 1;
+    return static_cast<std::size_t>(settings_.length_includes_header ? largest - n : largest);
+}
+
 void LengthProtocol::encode(std::string_view payload, Buffer& out) {
     const auto field = length_field(payload.size());
     out.append(field.data(), settings_.field_length);

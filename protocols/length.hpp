@@ -48,6 +48,7 @@ class LengthProtocol final : public Protocol {
     Decoded decode(Buffer& in, MessageSink& out) override;
     void encode(std::string_view payload, Buffer& out) override;
     bool encode_to(std::string_view payload, std::string& out) override;
+    std::size_t max_payload() const override;
 
   private:
     // The length field of a payload of this size, in its first field_length bytes; throws

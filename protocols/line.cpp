@@ -39,6 +39,7 @@ LineSettings read_line_settings(const ProtocolConfig& config) {
     settings.accept_crlf = settings.delimiter == "\n";
     settings.max_line = options.integer("max_line", config.max_frame, 1, config.max_frame);
     settings.strip_delimiter = options.boolean("strip_delimiter", true);
+    settings.report_too_long = options.choice("too_long", "close", {"close", "report"}) == "report";
     options.finish();
     return settings;
 }
@@ -48,15 +49,14 @@ std::shared_ptr<const ProtocolFactory> make_line(const ProtocolConfig& config) {
 }
 
 Decoded LineProtocol::decode(Buffer& in, MessageSink& out) {
+    if (discarding_) return discard(in);
     const std::string_view delimiter = settings_.delimiter;
     const std::size_t max_line = settings_.max_line;
     // The longest legal frame: max_line bytes of content, then the longest ending.
     const std::size_t longest = max_line + (settings_.accept_crlf ? 2 : delimiter.size());
     const std::size_t at = in.find(delimiter, 0, longest);
     if (at == Buffer::npos) {
-        if (in.size() > max_line && !ending_may_follow(in)) {
-            return Decoded::fail("line longer than " + std::to_string(max_line) + " bytes");
-        }
+        if (in.size() > max_line && !ending_may_follow(in)) return too_long(in, out, Buffer::npos);
         return Decoded::need_more();
     }
 
@@ -66,15 +66,43 @@ Decoded LineProtocol::decode(Buffer& in, MessageSink& out) {
         in.copy_out(at - 1, &before, 1);
         if (before == '\r') --content;
     }
-    if (content > max_line) {
-        return Decoded::fail("line longer than " + std::to_string(max_line) + " bytes");
-    }
     const std::size_t frame = at + delimiter.size();
+    if (content > max_line) return too_long(in, out, frame);
     const std::string_view bytes = in.peek(frame);
     Message message;
     message.payload = settings_.strip_delimiter ? bytes.substr(0, content) : bytes;
     out.deliver(message);
     in.drain(frame);
+    return Decoded::frame();
+}
+
+Decoded LineProtocol::too_long(Buffer& in, MessageSink& out, std::size_t frame_end) {
+    std::string reason = "line longer than " + std::to_string(settings_.max_line) + " bytes";
+    if (!settings_.report_too_long) return Decoded::fail(std::move(reason));
+    Message message;
+    message.error = reason;
+    out.deliver(message);
+    if (frame_end != Buffer::npos) {
+        in.drain(frame_end);  // the whole line is here: skip it
+        return Decoded::frame();
+    }
+    discarding_ = true;
+    return discard(in);
+}
+
+Decoded LineProtocol::discard(Buffer& in) {
+    const std::string_view delimiter = settings_.delimiter;
+    const std::size_t at = in.find(delimiter, 0, in.size());
+    if (at != Buffer::npos) {
+        discarding_ = false;
+        in.drain(at + delimiter.size());
+        return Decoded::frame();
+    }
+    // Keep only what may be the start of a delimiter split across reads.
+    const std::size_t keep = std::min(in.size(), delimiter.size() - 1);
+    const std::size_t drop = in.size() - keep;
+    if (drop == 0) return Decoded::need_more();
+    in.drain(drop);
     return Decoded::frame();
 }
 

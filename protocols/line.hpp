@@ -10,6 +10,11 @@
 // ending can start within them, the connection fails ("line longer than N bytes"), so a peer that
 // never sends a delimiter cannot make the buffer grow. A last line without its delimiter at end of
 // stream is dropped, as Netty's LineBasedFrameDecoder does.
+//
+// "too_long" (default "close") chooses what a line over the limit does: "close" fails the
+// connection; "report" keeps it: the decoder delivers, as soon as the limit is passed, one
+// message whose `error` names the limit (and whose payload is empty), then discards the line's
+// bytes as they arrive, up to and including its delimiter, buffering none of them.
 
 #include <cstddef>
 #include <string>
@@ -25,6 +30,7 @@ struct LineSettings {
     bool accept_crlf = true;
     std::size_t max_line = 0;
     bool strip_delimiter = true;
+    bool report_too_long = false;  // "too_long": "report"
 };
 
 // Throws ConfigError naming the option.
@@ -41,8 +47,13 @@ class LineProtocol final : public Protocol {
   private:
     // Without a whole ending in the buffer: whether one could still start at or before max_line.
     bool ending_may_follow(const Buffer& in) const;
+    // The line over the limit: fails, or reports it and starts discarding.
+    Decoded too_long(Buffer& in, MessageSink& out, std::size_t frame_end);
+    // Discard state: drops bytes up to and including the next delimiter.
+    Decoded discard(Buffer& in);
 
     LineSettings settings_;
+    bool discarding_ = false;  // inside a line over the limit, which survives across reads
 };
 
 }  // namespace reactor::protocols

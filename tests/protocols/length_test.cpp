@@ -238,6 +238,13 @@ TEST_CASE("length: encode writes the field as configured and refuses what does n
         build(make_length, {{"length_field_length", 1}, {"length_includes_header", true}})
             ->create();
     CHECK_THROWS_AS(one_byte_inclusive->encode(std::string(255, 'a'), out), std::length_error);
+    // max_payload() says where that limit is, so that relaying apps can check before sending.
+    CHECK(one_byte->max_payload() == 255);
+    CHECK(one_byte_inclusive->max_payload() == 254);
+    CHECK_NOTHROW(one_byte_inclusive->encode(std::string(254, 'a'), out));
+    CHECK(build(make_length, {{"length_field_length", 2}})->create()->max_payload() == 65535);
+    CHECK(build(make_length, {{"length_field_length", 8}})->create()->max_payload() ==
+          static_cast<std::size_t>(-1));
 }
 
 TEST_CASE("length: option errors name the option") {

@@ -1,6 +1,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "builtin.hpp"
 #include "codec_harness.hpp"
 
@@ -108,6 +110,67 @@ TEST_CASE("line: max_line is enforced before the delimiter arrives") {
         CHECK(result.failed);
         CHECK(result.fed_at_failure == 17);
         CHECK(result.error.reason == "line longer than 16 bytes");
+    }
+}
+
+namespace {
+// Records payloads and reported errors ("!reason") in order.
+class ReportSink final : public reactor::MessageSink {
+  public:
+    void deliver(reactor::Message& message) override {
+        got.push_back(message.error.empty() ? std::string(message.payload)
+                                            : "!" + std::string(message.error));
+    }
+    std::vector<std::string> got;
+};
+
+// Feeds bytes in pieces of `step`, decoding after each; returns what was delivered and the
+// largest input the protocol kept buffered.
+std::vector<std::string> feed_report(const json& options, const std::string& bytes,
+                                     std::size_t step, std::size_t* most_buffered = nullptr) {
+    const auto protocol = build(make_line, options)->create();
+    reactor::Buffer in;
+    ReportSink sink;
+    for (std::size_t at = 0; at < bytes.size(); at += step) {
+        in.append(std::string_view(bytes).substr(at, step));
+        const auto outcome = reactor::decode_all(*protocol, in, sink);
+        REQUIRE_FALSE(outcome.failed);
+        if (most_buffered != nullptr) *most_buffered = std::max(*most_buffered, in.size());
+    }
+    return sink.got;
+}
+}  // namespace
+
+TEST_CASE("line: too_long report skips an oversize line and goes on") {
+    const json report = {{"max_line", 4}, {"too_long", "report"}};
+    const std::string bytes = "ab\n" + std::string(100, 'x') + "\r\ncd\n1234\n12345\nef\n";
+    const std::vector<std::string> expected = {"ab",   "!line longer than 4 bytes", "cd",
+                                               "1234", "!line longer than 4 bytes", "ef"};
+    for (std::size_t step = 1; step <= bytes.size(); ++step) {
+        INFO("pieces of " << step);
+        std::size_t most = 0;
+        CHECK(feed_report(report, bytes, step, &most) == expected);
+        // Fail-fast: never more than a line's worth, plus one read, is held.
+        CHECK(most <= 4 + 2 + step);
+    }
+    SUBCASE("the report comes as soon as the limit is passed, before any delimiter") {
+        CHECK(feed_report(report, "123456", 1) ==
+              std::vector<std::string>{"!line longer than 4 bytes"});
+    }
+    SUBCASE("a multi-byte delimiter split across reads ends the discarded line") {
+        const json options = {{"delimiter", "<END>"}, {"max_line", 4}, {"too_long", "report"}};
+        const std::string wire = std::string(50, 'y') + "<END>ok<END>";
+        for (std::size_t step = 1; step <= wire.size(); ++step) {
+            INFO("pieces of " << step);
+            CHECK(feed_report(options, wire, step) ==
+                  std::vector<std::string>{"!line longer than 4 bytes", "ok"});
+        }
+    }
+    SUBCASE("the default still fails the connection") {
+        const auto result = feed_whole(*build(make_line, {{"max_line", 4}}), "12345\n");
+        CHECK(result.failed);
+        CHECK(config_error(make_line, {{"too_long", "skip"}}).problem() ==
+              "expected one of close, report");
     }
 }
 

@@ -43,6 +43,10 @@ struct Message {
     std::span<const std::string_view> args;
     // The request, for HTTP; null otherwise.
     const HttpRequest* http = nullptr;
+    // A recoverable framing error: the protocol skipped a frame that broke its limit and the
+    // connection goes on (only where the listener asks for it, e.g. line's "too_long": "report").
+    // The reason, such as "line longer than 4096 bytes"; payload is then empty. Empty otherwise.
+    std::string_view error;
 };
 
 }  // namespace reactor

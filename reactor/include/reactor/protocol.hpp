@@ -87,7 +87,8 @@ class Protocol {
         return Decoded::need_more();
     }
 
-    // Frames one outbound payload onto out.
+    // Frames one outbound payload onto out. A payload longer than max_payload() throws
+    // std::length_error.
     virtual void encode(std::string_view payload, Buffer& out) = 0;
     // The same framing appended to a string, which lets a connection gather the replies of one read
     // and write them with one call. Returns false, with nothing appended, where the protocol frames
@@ -97,6 +98,10 @@ class Protocol {
         (void)out;
         return false;
     }
+
+    // The longest payload encode() can frame (a length field's range); SIZE_MAX when unbounded.
+    // An application relaying one peer's bytes to others checks this once, before the fan-out.
+    virtual std::size_t max_payload() const { return static_cast<std::size_t>(-1); }
 
     // Bytes sent to a connection refused because the server is full (RESP "-ERR max number of
     // clients reached", HTTP 503); empty where the protocol has no such notice.
