@@ -170,6 +170,12 @@ std::size_t Server::connection_count() const {
     return impl_->ids.size();
 }
 
+std::string Server::listener_of(ConnectionId id) const {
+    std::lock_guard lock(impl_->ids_mutex);
+    const auto it = impl_->ids.find(id);
+    return it == impl_->ids.end() ? std::string() : it->second.listener;
+}
+
 Connection* Server::find(ConnectionId id) {
     Shard* shard = impl_->current_shard();
     if (shard == nullptr) return nullptr;

@@ -94,6 +94,8 @@ class TcpConnection final : public Connection, private MessageSink {
     void send(std::string_view payload) override;
     void send_raw(std::string_view bytes) override;
     std::size_t output_pending() const override;
+    void pause_reading() override;
+    void resume_reading() override;
     void close(CloseMode mode, CloseReason reason) override;
     bool closing() const override { return closing_; }
 
@@ -132,8 +134,6 @@ class TcpConnection final : public Connection, private MessageSink {
     // This thread's OutputStage, looked up once.
     OutputStage& output_stage();
     void arm_write();
-    void pause_reading();
-    void resume_reading();
     void arm_idle_timer(std::chrono::milliseconds after);
     template <typename Fn>
     void guarded(const char* what, Fn&& fn);

@@ -63,6 +63,13 @@ class Connection {
     virtual void send_raw(std::string_view bytes) = 0;
     virtual std::size_t output_pending() const = 0;
 
+    // Stops reading the peer's bytes until the matching resume_reading(). Pauses nest, with the
+    // library's own (output back-pressure): reading resumes when the last one ends. Frames already
+    // buffered when it is called may still be delivered. resume_reading() decodes what arrived and
+    // so must not be called from this connection's own on_message (use a timer or a posted task).
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+
     virtual void close(CloseMode mode = CloseMode::flush,
                        CloseReason reason = CloseReason::app_closed) = 0;
     virtual bool closing() const = 0;

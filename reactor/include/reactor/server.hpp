@@ -84,8 +84,9 @@ struct LoopStats {
 // each on its own thread. A connection stays on the loop that accepted it for its whole life, and
 // its handlers run on that loop's thread: with several loops, handlers run concurrently.
 //
-// Threading: send(), send_raw(), close(), broadcast(), connection_count(), collect_connections()
-// and loop_stats() are safe from any thread; they post to the owning loop when called elsewhere.
+// Threading: send(), send_raw(), close(), broadcast(), connection_count(), listener_of(),
+// collect_connections() and loop_stats() are safe from any thread; they post to the owning loop
+// when called elsewhere.
 // listen(), connect() and shutdown() belong to loop 0's thread (or any thread before loop 0 runs).
 // find() and for_each() see the calling loop's own connections. Destroy the server on loop 0's
 // thread or after loop 0 stopped.
@@ -118,6 +119,8 @@ class Server {
     std::size_t broadcast(std::string_view payload, std::string_view listener = {});
     // Open connections. Any thread.
     std::size_t connection_count() const;
+    // The name of the listener of an open connection; empty when the id is unknown. Any thread.
+    std::string listener_of(ConnectionId id) const;
 
     // The live connection with this id on the calling loop, or null. Loop thread.
     Connection* find(ConnectionId id);
