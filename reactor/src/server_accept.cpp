@@ -135,8 +135,12 @@ Endpoint Server::listen(ListenOptions options) {
             };
         }
         local = impl->on_shard_wait(*shard, [&, shard] {
+            const PortSharing sharing = options.share_port  ? PortSharing::shared
+                                        : !per_loop         ? PortSharing::none
+                                        : shard->index == 0 ? PortSharing::group_first
+                                                            : PortSharing::group_member;
             auto listener = std::make_unique<Listener>(*shard->loop, where, options.backlog,
-                                                       options.name, on_accept, per_loop);
+                                                       options.name, on_accept, sharing);
             Endpoint bound = listener->local();
             shard->listeners.push_back(std::move(listener));
             return bound;

@@ -49,6 +49,10 @@ struct ListenOptions {
     Endpoint endpoint;
     int backlog = 1024;
     AcceptMode accept = AcceptMode::reuse_port;       // Unix sockets always use round_robin
+    // false: listen() fails (EADDRINUSE) when another process listens on the TCP port, even one
+    // that would let this one join it with SO_REUSEPORT. true: bind with SO_REUSEPORT (with any
+    // number of loops) and join such a process, to hand a port over from one process to the next.
+    bool share_port = false;
     std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
     Handlers handlers;
     ConnectionLimits limits;
