@@ -113,6 +113,16 @@ AdminConfig read_admin(const nlohmann::json& value) {
     out.endpoint = read_endpoint(in, 9900, true);
     out.token = in.string("token", "");
     out.allow_remote = in.boolean("allow_remote", false);
+    out.max_line = in.integer("max_line", out.max_line, 16, 1 << 20);
+    out.max_sessions = in.integer("max_sessions", out.max_sessions, 1, 1024);
+    out.max_unauthenticated = in.integer("max_unauthenticated", out.max_unauthenticated, 1, 1024);
+    out.auth_timeout = std::chrono::milliseconds(
+        in.integer("auth_timeout_ms", out.auth_timeout.count(), 1, 3600000));
+    out.idle_timeout = std::chrono::milliseconds(
+        in.integer("idle_timeout_ms", out.idle_timeout.count(), 0, 86400000));
+    out.max_auth_failures = in.integer("max_auth_failures", out.max_auth_failures, 1, 100);
+    out.auth_failure_delay = std::chrono::milliseconds(
+        in.integer("auth_failure_delay_ms", out.auth_failure_delay.count(), 0, 60000));
     in.finish();
     if (!out.endpoint.is_unix() && !out.allow_remote && !is_loopback(out.endpoint.host)) {
         throw ConfigError("address",

@@ -34,6 +34,15 @@ struct AdminConfig {
     reactor::Endpoint endpoint = reactor::Endpoint::tcp("127.0.0.1", 9900);
     std::string token;  // empty: no authentication
     bool allow_remote = false;
+    // The console's own limits (see the admin app): the longest command line, sessions open at
+    // once, and the time and attempts an unauthenticated session gets.
+    std::size_t max_line = 4096;
+    std::size_t max_sessions = 16;
+    std::size_t max_unauthenticated = 4;
+    std::chrono::milliseconds auth_timeout{10000};
+    std::chrono::milliseconds idle_timeout{900000};  // authenticated sessions; 0: none
+    std::size_t max_auth_failures = 3;
+    std::chrono::milliseconds auth_failure_delay{1000};
 };
 
 struct Config {

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <future>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -25,11 +27,20 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
         admin.name = "admin";
         admin.endpoint = config.admin.endpoint;
         admin.protocol = "line";
-        admin.protocol_options = {{"max_line", 4096}};
+        const AdminConfig& a = config.admin;
+        // A line over max_line is answered and skipped, not a reason to drop the session.
+        admin.protocol_options = {{"max_line", a.max_line}, {"too_long", "report"}};
         admin.app = "admin";
-        admin.app_options = {{"token", config.admin.token}};
-        admin.limits.max_connections = 16;
-        admin.max_frame = 64 * 1024;
+        admin.app_options = {{"token", a.token},
+                             {"max_sessions", a.max_sessions},
+                             {"max_unauthenticated", a.max_unauthenticated},
+                             {"auth_timeout_ms", a.auth_timeout.count()},
+                             {"idle_timeout_ms", a.idle_timeout.count()},
+                             {"max_auth_failures", a.max_auth_failures},
+                             {"auth_failure_delay_ms", a.auth_failure_delay.count()}};
+        // The app refuses sessions over its caps with a reason; this is the backstop.
+        admin.limits.max_connections = a.max_sessions + a.max_unauthenticated;
+        admin.max_frame = std::max<std::size_t>(64 * 1024, a.max_line);
         all.push_back(admin);
     }
     for (std::size_t i = 0; i < all.size(); ++i) {
@@ -69,7 +80,6 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
 
 Daemon::Daemon(const Config& config, Plan plan) : config_(config), plan_(std::move(plan)) {
     server_ = std::make_unique<reactor::Server>(loop_, config.threads);
-    commands_ = std::make_unique<AdminCommands>(*server_, stats_);
 }
 
 Daemon::~Daemon() {
@@ -78,10 +88,19 @@ Daemon::~Daemon() {
 }
 
 int Daemon::run(bool console) {
+    // What each listener's protocol can frame, for apps that relay to other listeners.
+    auto max_payloads = std::make_shared<std::map<std::string, std::size_t, std::less<>>>();
+    for (auto& entry : plan_.listeners)
+        (*max_payloads)[entry.config.name] = entry.protocol->create()->max_payload();
+    auto max_payload = [max_payloads](std::string_view listener) {
+        const auto it = max_payloads->find(listener);
+        return it == max_payloads->end() ? static_cast<std::size_t>(-1) : it->second;
+    };
+    commands_ = std::make_unique<AdminCommands>(*server_, stats_, max_payload);
     for (auto& entry : plan_.listeners) {
         Stats::Listener* stats = &stats_.add_listener(entry.config.name);
-        contexts_.push_back(
-            std::make_unique<AppContext>(AppContext{*server_, stats_, entry.config.name}));
+        contexts_.push_back(std::make_unique<AppContext>(
+            AppContext{*server_, stats_, entry.config.name, max_payload}));
         apps_.push_back(entry.make_app(*contexts_.back()));
         App* app = apps_.back().get();
         reactor::ListenOptions options;

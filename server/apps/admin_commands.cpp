@@ -30,16 +30,110 @@ int hex_value(char c) {
 
 }  // namespace
 
-bool decode_hex(std::string_view hex, std::string& out) {
-    if (hex.size() % 2 != 0) return false;
+bool decode_hex(std::string_view hex, std::string& out, std::string* error) {
     out.clear();
+    for (std::size_t i = 0; i < hex.size(); ++i) {
+        if (hex_value(hex[i]) < 0) {
+            if (error != nullptr) {
+                const auto c = static_cast<unsigned char>(hex[i]);
+                *error = (c >= 0x21 && c < 0x7f ? "'" + std::string(1, hex[i]) + "'"
+                                                : "byte " + std::to_string(c)) +
+                         " at position " + std::to_string(i) + " is not a hex digit";
+            }
+            return false;
+        }
+    }
+    if (hex.size() % 2 != 0) {
+        if (error != nullptr) *error = "expected an even number of hex digits";
+        return false;
+    }
     for (std::size_t i = 0; i < hex.size(); i += 2) {
-        const int hi = hex_value(hex[i]);
-        const int lo = hex_value(hex[i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out.push_back(static_cast<char>(hi * 16 + lo));
+        out.push_back(static_cast<char>(hex_value(hex[i]) * 16 + hex_value(hex[i + 1])));
     }
     return true;
+}
+
+bool tokens_equal(std::string_view given, std::string_view token) {
+    // Every byte of what was sent is compared, against the token repeated, and the differences
+    // are gathered without a branch on them.
+    volatile unsigned char diff = given.size() == token.size() ? 0 : 1;
+    if (token.empty()) return given.empty();
+    for (std::size_t i = 0; i < given.size(); ++i) {
+        diff = diff | static_cast<unsigned char>(given[i] ^ token[i % token.size()]);
+    }
+    return diff == 0;
+}
+
+AdminSessions& AdminSessions::instance() {
+    static AdminSessions sessions;
+    return sessions;
+}
+
+void AdminSessions::listener_added(const std::string& listener) {
+    std::lock_guard lock(mutex_);
+    ++listeners_[listener];
+}
+
+void AdminSessions::listener_removed(const std::string& listener) {
+    std::lock_guard lock(mutex_);
+    const auto it = listeners_.find(listener);
+    if (it != listeners_.end() && --it->second == 0) listeners_.erase(it);
+}
+
+bool AdminSessions::is_admin_listener(std::string_view listener) const {
+    std::lock_guard lock(mutex_);
+    return listeners_.find(listener) != listeners_.end();
+}
+
+void AdminSessions::opened(reactor::ConnectionId id, const std::string& listener,
+                           bool authenticated) {
+    std::lock_guard lock(mutex_);
+    sessions_[id] = Session{listener, authenticated};
+}
+
+void AdminSessions::authenticated(reactor::ConnectionId id) {
+    std::lock_guard lock(mutex_);
+    const auto it = sessions_.find(id);
+    if (it != sessions_.end()) it->second.authenticated = true;
+}
+
+void AdminSessions::closed(reactor::ConnectionId id) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(id);
+}
+
+bool AdminSessions::is_authenticated(reactor::ConnectionId id) const {
+    std::lock_guard lock(mutex_);
+    const auto it = sessions_.find(id);
+    return it != sessions_.end() && it->second.authenticated;
+}
+
+std::vector<reactor::ConnectionId> AdminSessions::authenticated_of(
+    std::string_view listener) const {
+    std::vector<reactor::ConnectionId> out;
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, session] : sessions_) {
+        if (session.authenticated && session.listener == listener) out.push_back(id);
+    }
+    return out;
+}
+
+std::string AdminCommands::misfit(std::string_view listener, std::string_view payload) const {
+    if (!max_payload_) return {};
+    const std::size_t most = max_payload_(listener);
+    if (payload.size() <= most) return {};
+    return "ERR too long for listener " + std::string(listener) + ": " +
+           std::to_string(payload.size()) + " bytes, its framing takes at most " +
+           std::to_string(most) + "\n";
+}
+
+bool AdminCommands::send_to(reactor::ConnectionId id, std::string_view payload) {
+    const std::string listener = server_.listener_of(id);
+    if (listener.empty()) return false;
+    auto& sessions = AdminSessions::instance();
+    // An admin session may be opened, not yet registered: unknown ones count as unauthenticated.
+    if (sessions.is_admin_listener(listener) && !sessions.is_authenticated(id)) return false;
+    return server_.send(id, payload);
 }
 
 const char* AdminCommands::help_text() {
@@ -52,7 +146,8 @@ const char* AdminCommands::help_text() {
            "  kick ID                  close connection ID\n"
            "  stats                    counters as JSON\n"
            "  help                     this text\n"
-           "  quit                     end this session\n";
+           "  quit                     end this session\n"
+           "  auth TOKEN               (first, when the console has a token) authenticate\n";
 }
 
 void AdminCommands::execute(std::string_view line, Respond respond) {
@@ -86,19 +181,25 @@ void AdminCommands::execute(std::string_view line, Respond respond) {
             return respond({"ERR usage: " + std::string(command) + " ID" +
                             (command == "kick" ? "" : " DATA") + "\n"});
         }
-        bool ok = false;
+        const std::string no_connection = "ERR no connection " + std::string(id_text) + "\n";
         if (command == "kick") {
-            ok = server_.close(id, reactor::CloseMode::flush, reactor::CloseReason::kicked);
-        } else if (command == "send") {
-            ok = server_.send(id, rest);
-        } else {
-            std::string bytes;
-            if (!decode_hex(rest, bytes)) {
-                return respond({"ERR bad hex: expected an even number of hex digits\n"});
-            }
-            ok = server_.send(id, bytes);
+            const bool ok =
+                server_.close(id, reactor::CloseMode::flush, reactor::CloseReason::kicked);
+            return respond({ok ? "OK\n" : no_connection});
         }
-        return respond({ok ? "OK\n" : "ERR no connection " + std::string(id_text) + "\n"});
+        std::string bytes;
+        if (command == "sendhex") {
+            std::string error;
+            if (!decode_hex(rest, bytes, &error)) return respond({"ERR bad hex: " + error + "\n"});
+            rest = bytes;
+        }
+        // Whether the target's framing can carry it is checked here, where the operator hears
+        // the answer: a receiver's encoder never sees a payload it cannot frame.
+        const std::string listener = server_.listener_of(id);
+        if (listener.empty()) return respond({no_connection});
+        std::string refusal = misfit(listener, rest);
+        if (!refusal.empty()) return respond({std::move(refusal)});
+        return respond({send_to(id, rest) ? "OK\n" : no_connection});
     }
     if (command == "broadcast") {
         const std::string_view listener = next_word(rest);
@@ -106,7 +207,17 @@ void AdminCommands::execute(std::string_view line, Respond respond) {
         if (!stats_.has_listener(std::string(listener))) {
             return respond({"ERR no listener " + std::string(listener) + "\n"});
         }
-        const std::size_t n = server_.broadcast(rest, listener);
+        std::string refusal = misfit(listener, rest);
+        if (!refusal.empty()) return respond({std::move(refusal)});
+        std::size_t n = 0;
+        if (AdminSessions::instance().is_admin_listener(listener)) {
+            // Operators hear it; a session still to authenticate does not.
+            for (const auto id : AdminSessions::instance().authenticated_of(listener)) {
+                if (server_.send(id, rest)) ++n;
+            }
+        } else {
+            n = server_.broadcast(rest, listener);
+        }
         return respond({"OK sent to " + std::to_string(n) + "\n"});
     }
     respond({"ERR unknown command '" + std::string(command) + "' (try help)\n"});

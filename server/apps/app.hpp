@@ -39,6 +39,10 @@ struct AppContext {
     reactor::Server& server;
     Stats& stats;
     std::string listener;  // the listener's name
+    // The longest payload a listener's protocol can frame (Protocol::max_payload), SIZE_MAX for a
+    // name it does not know. Any thread. Apps that relay a payload check it once, before fanning
+    // out, and refuse the sender's request rather than let each receiver's encoder fail.
+    std::function<std::size_t(std::string_view listener)> max_payload;
 };
 
 struct AppSpec {

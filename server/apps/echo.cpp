@@ -3,13 +3,25 @@
 namespace reactord {
 
 namespace {
-// Replies with each message, framed again by the listener's protocol.
+// Replies with each message, framed again by the listener's protocol. A frame skipped by the
+// protocol (line's "too_long": "report") gets no reply; a payload the framing cannot send back
+// (a length field narrower than what the decoder accepts) is the peer's protocol error.
 class EchoApp final : public App {
   public:
+    explicit EchoApp(std::size_t max_payload) : max_payload_(max_payload) {}
+
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
+        if (!message.error.empty()) return;
+        if (message.payload.size() > max_payload_) {
+            conn.close(reactor::CloseMode::flush, reactor::CloseReason::protocol_error);
+            return;
+        }
         conn.send(message.payload);
         if (message.http != nullptr && !message.http->keep_alive) conn.close();
     }
+
+  private:
+    const std::size_t max_payload_;  // the listener's, read once
 };
 }  // namespace
 
@@ -17,7 +29,11 @@ AppSpec echo_app_spec() {
     AppSpec spec;
     spec.prepare = [](const nlohmann::json& options) {
         reactor::protocols::Options(options).finish();
-        return [](AppContext&) -> std::unique_ptr<App> { return std::make_unique<EchoApp>(); };
+        return [](AppContext& context) -> std::unique_ptr<App> {
+            return std::make_unique<EchoApp>(context.max_payload
+                                                 ? context.max_payload(context.listener)
+                                                 : static_cast<std::size_t>(-1));
+        };
     };
     return spec;
 }
