@@ -105,15 +105,26 @@ Server::Server(EventLoop& loop, unsigned threads) : impl_(std::make_unique<Impl>
 
 Server::~Server() {
     // Connections still open are dropped without callbacks: the application chose this by
-    // destroying the server (shutdown() is the graceful way). Each loop frees its own.
+    // destroying the server (shutdown() is the graceful way). Each loop frees its own. The id
+    // table is emptied first and the maps are moved out before their connections are destroyed,
+    // so that whatever a connection's destruction runs (its context's destructor calling
+    // send(id) or close(id)) finds nothing rather than a map half cleared.
+    {
+        std::lock_guard lock(impl_->ids_mutex);
+        impl_->ids.clear();
+    }
     for (auto& shard : impl_->shards) {
         Shard* s = shard.get();
         auto drop = [s] {
             s->lag_probe.cancel();
             for (auto& listener : s->listeners) listener->close();
             s->listeners.clear();
+            auto live = std::move(s->live);
+            auto lingering = std::move(s->lingering);
             s->live.clear();
             s->lingering.clear();
+            live.clear();
+            lingering.clear();
         };
         if (s->index == 0) {
             drop();
@@ -155,11 +166,9 @@ std::size_t Server::broadcast(std::string_view payload, std::string_view listene
     for (auto& shard_ptr : impl_->shards) {
         Shard* shard = shard_ptr.get();
         impl_->on_shard(*shard, [shard, text, name] {
-            for (auto& [id, conn] : shard->live) {
-                if (conn->closing()) continue;
-                if (!name->empty() && conn->listener() != *name) continue;
-                conn->send(*text);
-            }
+            Impl::each_open(*shard, [&](TcpConnection& conn) {
+                if (name->empty() || conn.listener() == *name) conn.send(*text);
+            });
         });
     }
     return expected;
@@ -186,10 +195,7 @@ Connection* Server::find(ConnectionId id) {
 void Server::for_each(const std::function<void(Connection&)>& fn) {
     Shard* shard = impl_->current_shard();
     if (shard == nullptr) return;
-    std::vector<TcpConnection*> snapshot;
-    snapshot.reserve(shard->live.size());
-    for (auto& [id, conn] : shard->live) snapshot.push_back(conn.get());
-    for (auto* conn : snapshot) fn(*conn);
+    Impl::each_open(*shard, [&](TcpConnection& conn) { fn(conn); });
 }
 
 void Server::collect_connections(std::function<void(std::vector<ConnectionInfo>)> done) {
@@ -251,9 +257,9 @@ void Server::shutdown(std::function<void()> done) {
                 impl->shard_drained(*shard);
                 return;
             }
-            std::vector<TcpConnection*> open;
-            for (auto& [id, conn] : shard->live) open.push_back(conn.get());
-            for (auto* conn : open) conn->close(CloseMode::flush, CloseReason::shutdown);
+            Impl::each_open(*shard, [](TcpConnection& conn) {
+                conn.close(CloseMode::flush, CloseReason::shutdown);
+            });
         });
     }
 }

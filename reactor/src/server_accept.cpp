@@ -169,6 +169,11 @@ void Server::connect(ConnectOptions options,
                 if (done) done(0, error.empty() ? "server destroyed" : error);
                 return;
             }
+            // A connection that completes during shutdown would keep the shutdown from ending.
+            if ((*self)->shutting_down.load()) {
+                if (done) done(0, "server shutting down");
+                return;
+            }
             const ConnectionId id = (*self)->adopt(*shard, std::move(bev), peer, group, tcp);
             if (done) done(id, {});
         });

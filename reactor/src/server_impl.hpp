@@ -84,6 +84,25 @@ struct Server::Impl {
     // The shard the calling thread owns (see owns()), or null.
     Shard* current_shard();
 
+    // Calls fn(conn) for each connection of the shard that is still open when its turn comes, on
+    // the shard's thread. fn may close, kick, open or send to any connection, itself included: a
+    // close erases from `live` and an open may rehash it, so the ids are taken first and each is
+    // looked up again before its call. Every loop over a shard's connections that calls into them
+    // goes through here.
+    template <typename Fn>
+    static void each_open(Shard& shard, Fn&& fn) {
+        std::vector<ConnectionId> ids;
+        ids.reserve(shard.live.size());
+        for (const auto& [id, conn] : shard.live) {
+            if (!conn->closing()) ids.push_back(id);
+        }
+        for (const ConnectionId id : ids) {
+            const auto it = shard.live.find(id);
+            if (it == shard.live.end() || it->second->closing()) continue;
+            fn(*it->second);
+        }
+    }
+
     // Runs now(conn) when the calling thread owns the connection's loop, otherwise posts the task
     // that make_later() builds (it must own copies of its data, so it is only built when needed).
     // False when the id is not open.
