@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <chrono>
@@ -21,7 +23,17 @@ struct PendingConnect {
     std::string peer;
     ConnectDone done;
     std::chrono::steady_clock::time_point deadline;
+    bool grace_given = false;
 };
+
+// True when the connect has completed: the socket is writable with no error pending.
+bool connected_now(int fd) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 0) != 1 || (p.revents & POLLOUT) == 0) return false;
+    int err = 0;
+    socklen_t len = sizeof err;
+    return ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+}
 
 void finish(PendingConnect* pending, const std::string& error) {
     std::unique_ptr<PendingConnect> owned(pending);
@@ -51,6 +63,15 @@ void on_event(bufferevent* bev, short what, void* arg) {
         const auto left = pending->deadline - std::chrono::steady_clock::now();
         if (left > std::chrono::steady_clock::duration::zero()) {
             const timeval tv = to_timeval(std::chrono::ceil<std::chrono::milliseconds>(left));
+            bufferevent_set_timeouts(bev, nullptr, &tv);
+            bufferevent_enable(bev, EV_WRITE);
+            return;
+        }
+        // After a stall of the whole process (SIGSTOP, a paused container) the timeout runs before
+        // the write event that reports a connect completed meanwhile: let that event come first.
+        if (!pending->grace_given && connected_now(bufferevent_getfd(bev))) {
+            pending->grace_given = true;
+            const timeval tv = to_timeval(std::chrono::milliseconds(100));
             bufferevent_set_timeouts(bev, nullptr, &tv);
             bufferevent_enable(bev, EV_WRITE);
             return;

@@ -91,11 +91,17 @@ void TcpConnection::pause_reading() {
 
 void TcpConnection::resume_reading() {
     assert(read_pauses_ > 0);
-    if (--read_pauses_ == 0 && !closing_ && !peer_ended_) {
-        event_add(read_event_.get(), nullptr);
-        // Bytes may have arrived while paused and already sit in the input buffer.
-        if (!input_.empty()) process_input();
+    if (--read_pauses_ != 0 || closing_) return;
+    if (peer_ended_) {
+        // The end of stream was read while frames before it waited for the output to drain.
+        if (eof_pending_) on_end_of_stream();
+        return;
     }
+    event_add(read_event_.get(), nullptr);
+    // Frames may already sit in the input buffer, decoded no further while the output was above
+    // its high-water mark. Inside process_input() (its flush resumed reading), it decodes them
+    // itself.
+    if (!in_read_ && !input_.empty()) process_input();
 }
 
 void TcpConnection::deliver(Message& message) {
@@ -113,31 +119,45 @@ void TcpConnection::deliver(Message& message) {
 
 void TcpConnection::process_input() {
     if (closing_ || read_pauses_ > 0) return;
-    begin_stage();
-    in_read_ = true;
-    const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
-    in_read_ = false;
-    flush();
-    if (outcome.failed && !closing_) {
-        log(LogLevel::info, "listener=", group_->name, " conn=", id_,
-            " protocol error: ", outcome.error.reason);
-        if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
-        close(CloseMode::flush, CloseReason::protocol_error);
+    for (;;) {
+        begin_stage();
+        in_read_ = true;
+        const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
+        // Decoding stops while the output is above its high-water mark (see accepting()).
+        const bool throttled = paused_for_output_;
+        flush();
+        in_read_ = false;
+        if (outcome.failed && !closing_) {
+            log(LogLevel::info, "listener=", group_->name, " conn=", id_, " peer=", peer_,
+                " protocol error: ", outcome.error.reason);
+            if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
+            close(CloseMode::flush, CloseReason::protocol_error);
+            return;
+        }
+        // The flush took the output back under the low mark: the frames still buffered are next.
+        if (!throttled || closing_ || read_pauses_ > 0 || input_.empty()) return;
     }
 }
 
 void TcpConnection::on_end_of_stream() {
     // Half-close: the peer may still read. Decode what is left, answer it, then close.
     peer_ended_ = true;
+    eof_pending_ = false;
     const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
     if (outcome.failed) {
-        log(LogLevel::info, "listener=", group_->name, " conn=", id_,
+        log(LogLevel::info, "listener=", group_->name, " conn=", id_, " peer=", peer_,
             " protocol error at end of input: ", outcome.error.reason);
         if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
         close(CloseMode::flush, CloseReason::protocol_error);
         return;
     }
     if (closing_) return;
+    if (paused_for_output_) {
+        // Decoding stopped above the output high-water mark with frames left: resume_reading()
+        // comes back here once the peer has read enough of its replies.
+        eof_pending_ = true;
+        return;
+    }
     if (!group_->handlers.on_peer_closed) {
         close(CloseMode::flush, CloseReason::peer_closed);
         return;
@@ -158,8 +178,9 @@ void TcpConnection::on_event(bufferevent*, short what, void* arg) {
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        // Only the flush deadline of a closing connection sets a bufferevent timeout.
-        self->finish();
+        // Only the flush deadline of a closing connection sets a bufferevent timeout. After a
+        // stall of the process it may run before the write that is due: write first.
+        if (!self->flush_at_deadline()) self->finish();
     }
 }
 
@@ -172,15 +193,29 @@ void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
     if (self->closing_) return;
     const auto idle = self->group_->limits.idle_timeout;
-    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - self->last_message_);
+    if (since >= idle && self->read_pending_input()) {
+        // Input arrived that was not read yet: after a stall of the whole process (SIGSTOP, a
+        // paused container, a loop blocked too long) timers run before the reads that are due.
+        // What it completes counts before idleness is judged.
+        since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - self->last_message_);
+        if (self->closing_) return;
+    }
     if (since >= idle) {
-        log(LogLevel::debug, "listener=", self->group_->name, " conn=", self->id_, " idle for ",
-            since.count(), " ms");
+        log(LogLevel::debug, "listener=", self->group_->name, " conn=", self->id_,
+            " peer=", self->peer_, " idle for ", since.count(), " ms");
         self->close(CloseMode::flush, CloseReason::timeout);
     } else {
         self->arm_idle_timer(idle - since);
     }
+}
+
+bool TcpConnection::read_pending_input() {
+    if (closing_ || read_pauses_ > 0 || peer_ended_) return false;
+    on_readable(fd_, EV_READ, this);
+    return true;
 }
 
 void TcpConnection::fail(const char* operation, int error) {

@@ -104,7 +104,10 @@ class TcpConnection final : public Connection, private MessageSink {
   private:
     // MessageSink
     void deliver(Message& message) override;
-    bool accepting() const override { return !closing_; }
+    // Decoding stops once the connection closes, and while its output is above the high-water
+    // mark: frames already buffered wait, as the unread ones wait in the kernel, so a client
+    // pipelining faster than it reads its replies is slowed down, never closed for overflow.
+    bool accepting() const override { return !(closing_ | paused_for_output_); }
     void write_interim(std::string_view bytes) override { send_raw(bytes); }
 
     static void on_readable(evutil_socket_t, short, void* arg);
@@ -140,7 +143,11 @@ class TcpConnection final : public Connection, private MessageSink {
     // Decodes and dispatches what the input holds, then flushes the replies.
     void process_input();
     // The peer closed its write side: what is left is decoded, answered, and the connection closed.
+    // With the output above its high-water mark, the rest waits for resume_reading().
     void on_end_of_stream();
+    // Reads and decodes what the socket holds now, if reading is on: for the idle timer, which
+    // may run before a read that is due. False when reading is off.
+    bool read_pending_input();
     struct SocketRead {
         std::size_t bytes = 0;
         bool end_of_stream = false;
@@ -159,6 +166,9 @@ class TcpConnection final : public Connection, private MessageSink {
     void fail(const char* operation, int error);
     // Ends a gracefully closing connection once its output is out (see the definition).
     void linger();
+    // The flush deadline passed: writes what the kernel takes now. True when that made progress
+    // (the deadline starts again, or the output is out and the connection lingers).
+    bool flush_at_deadline();
     void discard_while_lingering(short what);
     // The application-visible end: on_close, counters, Ending::closed. Runs once.
     void conclude();
@@ -177,13 +187,14 @@ class TcpConnection final : public Connection, private MessageSink {
     const int fd_;
     int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
     bool closing_ = false;
-    bool peer_ended_ = false;       // the peer's end of stream was read
-    bool lingering_ = false;        // output done, our stream ended, waiting for the peer's end
-    bool in_read_ = false;          // inside on_read: it flushes when done
-    bool flush_scheduled_ = false;  // a deferred flush is queued
-    bool write_armed_ = false;      // libevent's write event is on (a partial write is pending)
-    bool staging_ = false;          // holds the OutputStage; the output buffer is empty meanwhile
-    bool holding_area_ = false;     // the input borrows bytes from the ReadArea
+    bool paused_for_output_ = false;  // above output_high_water: neither reading nor decoding
+    bool peer_ended_ = false;         // the peer's end of stream was read
+    bool lingering_ = false;          // output done, our stream ended, waiting for the peer's end
+    bool in_read_ = false;            // inside on_read: it flushes when done
+    bool flush_scheduled_ = false;    // a deferred flush is queued
+    bool write_armed_ = false;        // libevent's write event is on (a partial write is pending)
+    bool staging_ = false;            // holds the OutputStage; the output buffer is empty meanwhile
+    bool holding_area_ = false;       // the input borrows bytes from the ReadArea
     // A large read into the ReadArea left part of a frame, which was copied out: large reads go to
     // the input buffer until reads and frames line up again (see keep_input()).
     bool large_reads_split_frames_ = false;
@@ -191,7 +202,7 @@ class TcpConnection final : public Connection, private MessageSink {
     // miss on the evbuffer) for every request.
     bool input_may_hold_bytes_ = false;
     bool output_may_hold_bytes_ = false;
-    bool paused_for_output_ = false;
+    bool eof_pending_ = false;      // the peer's end of stream waits for frames held back by output
     OutputStage* stage_ = nullptr;  // see output_stage()
     ReadArea* area_ = nullptr;      // this thread's, looked up once
     ReadSizer read_sizer_;

@@ -52,6 +52,25 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
     bufferevent_enable(bev_.get(), EV_WRITE);
 }
 
+bool TcpConnection::flush_at_deadline() {
+    if (finished_ || lingering_) return false;
+    evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
+    const std::size_t pending = evbuffer_get_length(out);
+    if (pending != 0) {
+        evbuffer_unfreeze(out, 1);
+        const int written =
+            evbuffer_write_atmost(out, fd_, static_cast<ev_ssize_t>(kMaxSingleRead));
+        evbuffer_freeze(out, 1);
+        if (written <= 0) return false;
+    }
+    if (output_.empty()) {
+        linger();
+    } else {
+        bufferevent_enable(bev_.get(), EV_WRITE);  // the timeout disabled it; enabling restarts it
+    }
+    return true;
+}
+
 void TcpConnection::linger() {
     // Closing a socket whose input holds unread bytes makes the kernel reset the connection and
     // throw away what it has not sent yet: the tail of the reply just written. So the connection
