@@ -390,6 +390,27 @@ class ForumExample(unittest.TestCase):
             self.assertEqual(recv_exactly(b, 5), b"text\n")
             forum.wait_for(r"^error: no client 424242$", "stdout")
             forum.wait_for(r"^error: 'not-a-number' is not a client id$", "stdout")
+            # Lines, not reads: two lines in one write are two messages, a line in two writes one.
+            a.sendall(b"first\nsecond\n")
+            forum.wait_for(r"^message from %d: first$" % first, "stdout")
+            forum.wait_for(r"^message from %d: second$" % first, "stdout")
+            a.sendall(b"par")
+            b.sendall(b"from b\n")  # read after a's first half
+            forum.wait_for(r"^message from %d: from b$" % second, "stdout")
+            a.sendall(b"tial\r\n")
+            forum.wait_for(r"^message from %d: partial$" % first, "stdout")
+            # Ids are decimal digits; blanks around the id and at the end do not count.
+            start = len(forum.lines["stdout"])
+            forum.proc.stdin.write(b"-1\n18446744073709551616\n+%d\n %d\n%d \n\t%d   two  words \n"
+                                   % (first, first, first, second))
+            forum.proc.stdin.flush()
+            forum.wait_for(r"^error: '-1' is not a client id$", "stdout", start=start)
+            forum.wait_for(r"^error: '18446744073709551616' is not a client id$", "stdout",
+                           start=start)
+            forum.wait_for(r"^error: '\+%d' is not a client id$" % first, "stdout", start=start)
+            greeting = bytes([97, 95, 96, 93, 91, 100])
+            self.assertEqual(recv_exactly(a, 12), greeting * 2)  # " ID" and "ID ": no bare "\n"
+            self.assertEqual(recv_exactly(b, 11), b"two  words\n")
             forum.proc.stdin.close()  # end of input stops the server
             self.assertEqual(forum.finish(), 0)
         finally:
