@@ -19,8 +19,9 @@ namespace reactord {
 struct ListenerConfig {
     std::string name;
     reactor::Endpoint endpoint;
-    int backlog = 1024;
+    int backlog = 4096;  // default: net.core.somaxconn
     reactor::AcceptMode accept = reactor::AcceptMode::reuse_port;
+    bool share_port = false;          // let another process join the TCP port (a hand-over)
     std::string protocol;             // registry name
     nlohmann::json protocol_options;  // the protocol object without "name"
     std::string app;
@@ -57,6 +58,12 @@ struct Config {
 // Parses JSON text; throws reactor::ConfigError. Checks the format only: protocol and app names
 // are checked by check_names() once plugins are loaded.
 Config parse_config(const std::string& text);
+// What can be checked about the configuration on this host without binding anything: each TCP
+// address resolves to one of this host's addresses (or a wildcard), each Unix socket's directory
+// exists. Throws reactor::ConfigError with the path of the listener.
+void check_host(const Config& config);
+// The kernel's cap on a listen() backlog (net.core.somaxconn), at most 65535.
+int somaxconn();
 // The embedded default: a demo of every built-in protocol on loopback ports.
 const std::string& default_config_text();
 

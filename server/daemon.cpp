@@ -9,7 +9,9 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include "apps/admin_commands.hpp"
 #include "reactor/log.hpp"
@@ -110,6 +112,7 @@ int Daemon::run(bool console) {
         options.protocol = entry.protocol;
         options.limits = entry.config.limits;
         options.accept = entry.config.accept;
+        options.share_port = entry.config.share_port;
         options.handlers.on_open = [app, stats](reactor::Connection& conn) {
             stats->opened();
             app->on_open(conn);
@@ -126,11 +129,44 @@ int Daemon::run(bool console) {
         options.handlers.on_peer_closed = [app](reactor::Connection& conn) {
             app->on_peer_closed(conn);
         };
-        server_->listen(std::move(options));
+        options.handlers.on_refused = [stats](const std::string&) { stats->refused(); };
+        if (options.backlog > somaxconn()) {
+            reactor::log(reactor::LogLevel::warn, "listener=", options.name, " backlog ",
+                         options.backlog, " is above net.core.somaxconn: the kernel uses ",
+                         somaxconn());
+        }
+        const reactor::ConnectionLimits limits = options.limits;
+        try {
+            server_->listen(std::move(options));
+        } catch (const std::system_error& e) {
+            const auto index = static_cast<std::size_t>(&entry - plan_.listeners.data());
+            const std::string path = index < config_.listeners.size()
+                                         ? "listeners[" + std::to_string(index) + "]"
+                                         : std::string("admin");
+            // With SO_REUSEPORT the kernel would let a second process take half of the clients:
+            // the listener refuses, and says so.
+            const std::string why = e.code() == std::errc::address_in_use
+                                        ? "address already in use by another process"
+                                        : e.code().message();
+            throw StartError(path + ": cannot listen on " + entry.config.endpoint.to_string() +
+                             ": " + why);
+        }
+        reactor::log(reactor::LogLevel::info, "listener=", entry.config.name, " backlog ",
+                     entry.config.backlog, ", idle_timeout_ms ", limits.idle_timeout.count(),
+                     ", max_connections ", limits.max_connections,
+                     entry.config.share_port ? ", port shared" : "");
     }
     loop_.on_signal(SIGINT, [this] { begin_shutdown(); });
     loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
-    std::signal(SIGPIPE, SIG_IGN);
+    // Their default action ends the process: an operator's habit (a reload, a log reopen) must
+    // not take the server down. main() ignores them until here, and SIGPIPE for good.
+    for (const auto& [signo, name] : {std::pair{SIGHUP, "SIGHUP"}, std::pair{SIGUSR1, "SIGUSR1"},
+                                      std::pair{SIGUSR2, "SIGUSR2"}}) {
+        loop_.on_signal(signo, [name = name] {
+            reactor::log(reactor::LogLevel::warn, name,
+                         " ignored: reactord reloads nothing; SIGTERM stops it");
+        });
+    }
     if (console) start_console();
     reactor::log(reactor::LogLevel::info, "reactord ", reactor::version(), " ready");
     loop_.run();
@@ -141,8 +177,8 @@ int Daemon::run(bool console) {
 void Daemon::begin_shutdown() {
     if (stopping_) {
         reactor::log(reactor::LogLevel::warn, "second signal: exiting now");
-        std::fflush(stderr);
-        ::_exit(1);
+        reactor::flush_log(std::chrono::milliseconds(200));
+        ::_exit(kExitForced);
     }
     stopping_ = true;
     reactor::log(reactor::LogLevel::info, "shutting down: draining ", server_->connection_count(),

@@ -3,6 +3,7 @@
 // reactord's running state: the loop, the server, one app per listener, signals and shutdown.
 
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "apps/admin_commands.hpp"
@@ -26,12 +27,23 @@ struct Plan {
 };
 Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry);
 
+// reactord's exit codes (documented in --help and the README).
+constexpr int kExitOk = 0;      // stopped by SIGINT/SIGTERM after draining, or nothing to run
+constexpr int kExitStart = 1;   // could not start: a listener could not listen (StartError)
+constexpr int kExitConfig = 2;  // bad arguments, unreadable or invalid configuration
+constexpr int kExitForced = 3;  // a second SIGINT/SIGTERM ended the drain early
+
+// A listener that could not listen: "listeners[1]: cannot listen on 127.0.0.1:80: ...".
+struct StartError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class Daemon {
   public:
     Daemon(const Config& config, Plan plan);
     ~Daemon();
 
-    // Binds every listener (throws std::system_error), then serves until SIGINT/SIGTERM or stop().
+    // Binds every listener (throws StartError), then serves until SIGINT/SIGTERM.
     // With console, operator commands are read from stdin. Returns the exit code.
     int run(bool console);
 

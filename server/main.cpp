@@ -1,12 +1,13 @@
 // reactord: the reactor server, configured by one JSON file.
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <sstream>
 #include <string>
-#include <system_error>
 
 #include "builtin.hpp"
 #include "config.hpp"
@@ -18,32 +19,65 @@
 
 namespace {
 
-constexpr int kExitConfig = 2;
+using reactord::kExitConfig;
 
 void print_usage(std::FILE* to) {
     std::fprintf(
         to,
-        "usage: reactord [--config FILE] [--check-config FILE] [--console] [--help] [--version]\n"
+        "usage: reactord [--config FILE | --check-config FILE] [--console]\n"
+        "       reactord --print-default | --help | --version\n"
         "\n"
         "  --config FILE        run with this JSON configuration (default: the embedded demo)\n"
-        "  --check-config FILE  validate the configuration, print the problem if any, exit 0 or 2\n"
+        "  --check-config FILE  validate the configuration without binding, print the problem\n"
+        "                       with its JSON path if any, exit 0 or 2\n"
         "  --print-default      print the embedded default configuration\n"
         "  --console            also read admin commands from stdin\n"
-        "  --help, --version\n");
+        "  --help, --version\n"
+        "\n"
+        "exit status:\n"
+        "  0  stopped by SIGINT or SIGTERM after draining; --check-config found no problem\n"
+        "  1  could not start: a listener could not listen (the message names it)\n"
+        "  2  bad arguments, or a configuration that cannot be read or is invalid\n"
+        "  3  a second SIGINT or SIGTERM ended the drain early\n"
+        "SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored; SIGPIPE is ignored.\n");
 }
 
+// Reads a whole file; false with errno set (EISDIR for a directory).
 bool read_file(const std::string& path, std::string& out) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return false;
-    std::ostringstream text;
-    text << in.rdbuf();
-    out = text.str();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    out.clear();
+    char chunk[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            out.append(chunk, static_cast<std::size_t>(n));
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            const int err = errno;
+            ::close(fd);
+            errno = err;
+            return false;
+        }
+    }
+    ::close(fd);
     return true;
+}
+
+int usage_error(const std::string& problem) {
+    std::fprintf(stderr, "reactord: %s\n", problem.c_str());
+    print_usage(stderr);
+    return kExitConfig;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Until the daemon handles them (it logs them), signals whose default action ends the process
+    // are ignored; a write to a closed connection must never raise SIGPIPE.
+    for (const int signo : {SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE}) std::signal(signo, SIG_IGN);
+
     std::string config_path;
     bool check_only = false;
     bool console = false;
@@ -64,12 +98,14 @@ int main(int argc, char** argv) {
         if (arg == "--console") {
             console = true;
         } else if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
+            if (!config_path.empty()) {
+                return usage_error("give one of --config and --check-config, once");
+            }
             config_path = argv[++i];
+            if (config_path.empty()) return usage_error("empty file name after " + arg);
             check_only = arg == "--check-config";
         } else {
-            std::fprintf(stderr, "reactord: unknown or incomplete argument '%s'\n", arg.c_str());
-            print_usage(stderr);
-            return kExitConfig;
+            return usage_error("unknown or incomplete argument '" + arg + "'");
         }
     }
 
@@ -96,6 +132,7 @@ int main(int argc, char** argv) {
             }
         }
         plan = reactord::make_plan(config, registry);
+        reactord::check_host(config);
     } catch (const reactor::ConfigError& e) {
         std::fprintf(stderr, "reactord: %s: %s\n", source.c_str(), e.describe().c_str());
         return kExitConfig;
@@ -108,8 +145,11 @@ int main(int argc, char** argv) {
     try {
         reactord::Daemon daemon(config, std::move(plan));
         return daemon.run(console);
+    } catch (const reactord::StartError& e) {
+        std::fprintf(stderr, "reactord: %s: %s\n", source.c_str(), e.what());
+        return reactord::kExitStart;
     } catch (const std::system_error& e) {
-        std::fprintf(stderr, "reactord: %s\n", e.what());
-        return 1;
+        std::fprintf(stderr, "reactord: %s: %s\n", source.c_str(), e.what());
+        return reactord::kExitStart;
     }
 }

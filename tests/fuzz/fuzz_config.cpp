@@ -5,8 +5,10 @@
 // plugin paths are never loaded). No other exception type escapes. A ConfigError names a JSON
 // path that leads through the document to the offending value (or to the object that lacks it);
 // only text that is not a JSON object gets an error without a path. A parsed Config keeps the
-// documented bounds.
+// documented bounds, among them options nested at most 64 levels deep in the document (so that
+// nothing recursive later meets a deep tree) and no key given twice in one object.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -90,6 +92,16 @@ void check_error(const reactor::ConfigError& e, const std::string& text, const c
                e.describe().c_str());
 }
 
+// Levels below node (a scalar has none); recursion is safe as the loader bounds the depth.
+std::size_t depth(const nlohmann::json& node) {
+    std::size_t deepest = 0;
+    if (node.is_structured()) {
+        for (const auto& child : node) deepest = std::max(deepest, depth(child));
+        return deepest + 1;
+    }
+    return 0;
+}
+
 void check_config(const reactord::Config& config) {
     FUZZ_CHECK(config.threads >= 1 && config.threads <= 256, "threads %u", config.threads);
     FUZZ_CHECK(!config.listeners.empty(), "a config without listeners");
@@ -102,6 +114,9 @@ void check_config(const reactord::Config& config) {
         FUZZ_CHECK(l.protocol_options.is_object() && l.app_options.is_object() &&
                        !l.protocol_options.contains("name") && !l.app_options.contains("name"),
                    "listener '%s': options are not objects without their name", l.name.c_str());
+        // The options sit 4 levels down: {"listeners": [{"protocol": {...}}]}.
+        FUZZ_CHECK(depth(l.protocol_options) <= 60 && depth(l.app_options) <= 60,
+                   "listener '%s': options nested deeper than the limit", l.name.c_str());
         FUZZ_CHECK(l.max_frame >= 16, "listener '%s': max_frame %zu", l.name.c_str(), l.max_frame);
         FUZZ_CHECK(l.limits.output_limit >= l.limits.output_high_water,
                    "listener '%s': output_limit below output_high_water", l.name.c_str());
