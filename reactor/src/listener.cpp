@@ -10,6 +10,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "log_rates.hpp"
 #include "reactor/log.hpp"
 #include "socket_address.hpp"
 
@@ -145,8 +146,8 @@ void Listener::on_error_cb(evconnlistener* lev, void* arg) {
         });
         return;
     }
-    log(LogLevel::warn, "listener=", self->name_,
-        " accept failed: ", std::system_category().message(err));
+    log_limited(log_rates::accept_failed(), "listener=", self->name_,
+                " accept failed: ", std::system_category().message(err));
 }
 
 }  // namespace reactor

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "io_scratch.hpp"
+#include "log_rates.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 #include "tcp_connection.hpp"
@@ -123,8 +124,8 @@ void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
     stats_.bytes_out += added;
     const auto& limits = group_->limits;
     if (limits.output_limit != 0 && pending > limits.output_limit) {
-        log(LogLevel::info, "listener=", group_->name, " conn=", id_, " output overflow: ", pending,
-            " bytes pending");
+        log_limited(log_rates::output_overflow(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " output overflow: ", pending, " bytes pending");
         close(CloseMode::now, CloseReason::output_overflow);
         return;
     }
