@@ -1,6 +1,6 @@
-// How connections join a Server: listeners and their accept path (round-robin
-// or one listener per loop, the max_connections refusal), outbound connects,
-// and adoption (id, id table, start). The rest of the Server is in server.cpp.
+// How connections join a Server: listeners and their accept path (round-robin or one listener
+// per loop, the max_connections refusal), outbound connects, and adoption (id, id table, start).
+// The rest of the Server is in server.cpp.
 
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -12,6 +12,7 @@
 #include <cerrno>
 
 #include "connector.hpp"
+#include "log_rates.hpp"
 #include "reactor/log.hpp"
 #include "server_impl.hpp"
 #include "socket_address.hpp"
@@ -22,312 +23,273 @@ namespace {
 // Ids are unique in the process, across servers and loops, and never reused.
 std::atomic<ConnectionId> g_next_id{1};
 
-// Refused sockets waiting for their notice to go out, per loop; the same linger
-// as any close (see TcpConnection::linger), polled as often.
+// Refused sockets waiting for their notice to go out, per loop; the same linger as any close
+// (see TcpConnection::linger), polled as often.
 constexpr std::size_t kMaxRefusing = 64;
 constexpr std::chrono::seconds kRefusalLinger{2};
 constexpr std::chrono::milliseconds kRefusalPoll{20};
 
-std::shared_ptr<ConnectionGroup>
-make_group(std::string name, std::shared_ptr<const ProtocolFactory> protocol,
-           Handlers handlers, ConnectionLimits limits) {
-  auto group = std::make_shared<ConnectionGroup>();
-  group->name = std::move(name);
-  group->protocol = protocol ? std::move(protocol) : raw_protocol();
-  group->handlers = std::move(handlers);
-  group->limits = limits;
-  return group;
+std::shared_ptr<ConnectionGroup> make_group(std::string name,
+                                            std::shared_ptr<const ProtocolFactory> protocol,
+                                            Handlers handlers, ConnectionLimits limits) {
+    auto group = std::make_shared<ConnectionGroup>();
+    group->name = std::move(name);
+    group->protocol = protocol ? std::move(protocol) : raw_protocol();
+    group->handlers = std::move(handlers);
+    group->limits = limits;
+    return group;
 }
-} // namespace
+}  // namespace
 
-void Server::Impl::accept(Shard &shard, int fd, const std::string &peer_text,
-                          bool tcp,
-                          const std::shared_ptr<ConnectionGroup> &group) {
-  if (shutting_down.load()) {
-    ::close(fd);
-    return;
-  }
-  if (group->limits.max_connections != 0 &&
-      group->open.load() >= group->limits.max_connections) {
-    // Refuse with the protocol's notice. The socket is fresh, so a short notice
-    // fits in its send buffer and a non-blocking write is enough.
-    const std::string notice = group->protocol->create()->busy_notice();
-    if (!notice.empty()) {
-      [[maybe_unused]] const auto n =
-          ::send(fd, notice.data(), notice.size(), MSG_NOSIGNAL);
+void Server::Impl::accept(Shard& shard, int fd, const std::string& peer_text, bool tcp,
+                          const std::shared_ptr<ConnectionGroup>& group) {
+    if (shutting_down.load()) {
+        ::close(fd);
+        return;
     }
-    close_refused(shard, fd);
-    log_refusal(shard, group, peer_text);
-    if (group->handlers.on_refused) {
-      try {
-        group->handlers.on_refused(peer_text);
-      } catch (const std::exception &e) {
-        log(LogLevel::error, "listener=", group->name,
-            " on_refused threw: ", e.what());
-      } catch (...) {
-        log(LogLevel::error, "listener=", group->name, " on_refused threw");
-      }
+    if (group->limits.max_connections != 0 && group->open.load() >= group->limits.max_connections) {
+        // Refuse with the protocol's notice. The socket is fresh, so a short notice fits in
+        // its send buffer and a non-blocking write is enough.
+        const std::string notice = group->protocol->create()->busy_notice();
+        if (!notice.empty()) {
+            [[maybe_unused]] const auto n = ::send(fd, notice.data(), notice.size(), MSG_NOSIGNAL);
+        }
+        close_refused(shard, fd);
+        log_refusal(shard, group, peer_text);
+        if (group->handlers.on_refused) {
+            try {
+                group->handlers.on_refused(peer_text);
+            } catch (const std::exception& e) {
+                log_limited(log_rates::handler_threw(), "listener=", group->name,
+                            " on_refused threw: ", e.what());
+            } catch (...) {
+                log_limited(log_rates::handler_threw(), "listener=", group->name,
+                            " on_refused threw");
+            }
+        }
+        return;
     }
-    return;
-  }
-  BufferEventPtr bev(bufferevent_socket_new(
-      static_cast<event_base *>(shard.loop->native_handle()), fd,
-      BEV_OPT_CLOSE_ON_FREE));
-  if (!bev) {
-    ::close(fd);
-    return;
-  }
-  adopt(shard, std::move(bev), peer_text, group, tcp);
+    BufferEventPtr bev(bufferevent_socket_new(static_cast<event_base*>(shard.loop->native_handle()),
+                                              fd, BEV_OPT_CLOSE_ON_FREE));
+    if (!bev) {
+        ::close(fd);
+        return;
+    }
+    adopt(shard, std::move(bev), peer_text, group, tcp);
 }
 
-RefusedSocket::RefusedSocket(Shard &owner, int socket)
-    : shard(owner), fd(socket) {}
+RefusedSocket::RefusedSocket(Shard& owner, int socket) : shard(owner), fd(socket) {}
 
 RefusedSocket::~RefusedSocket() {
-  event.reset();
-  ::close(fd);
-}
-
-void RefusedSocket::on_event(evutil_socket_t, short what, void *arg) {
-  auto *self = static_cast<RefusedSocket *>(arg);
-  if (what & EV_READ) {
-    char sink[4096];
-    for (int reads = 0; reads < 16; ++reads) {
-      const ssize_t got = ::recv(self->fd, sink, sizeof sink, 0);
-      if (got > 0)
-        continue;
-      if (got < 0 &&
-          (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        break;
-      end(self->shard, self->fd); // end of stream, or a reset
-      return;
-    }
-  }
-  // Done once the peer's kernel has the notice and no input waits just now, or
-  // at the deadline.
-  int unsent = 0;
-  if (::ioctl(self->fd, SIOCOUTQ, &unsent) != 0)
-    unsent = 0;
-  if (unsent == 0 ||
-      std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
-    end(self->shard, self->fd);
-  }
-}
-
-void Server::Impl::close_refused(Shard &shard, int fd) {
-  if (shard.refusing.size() >= kMaxRefusing || ::shutdown(fd, SHUT_WR) != 0) {
+    event.reset();
     ::close(fd);
-    return;
-  }
-  auto refused = std::make_unique<RefusedSocket>(shard, fd);
-  refused->event.reset(
-      event_new(static_cast<event_base *>(shard.loop->native_handle()), fd,
-                EV_READ | EV_PERSIST, &RefusedSocket::on_event, refused.get()));
-  if (!refused->event)
-    return; // closed by its destructor
-  // A persistent event's timeout restarts with each activation: it is the
-  // polling interval.
-  const timeval poll = to_timeval(kRefusalPoll);
-  event_add(refused->event.get(), &poll);
-  auto *raw = refused.get();
-  shard.refusing.emplace(fd, std::move(refused));
-  RefusedSocket::on_event(fd, EV_READ, raw);
 }
 
-void RefusedSocket::end(Shard &shard, int fd) {
-  const auto it = shard.refusing.find(fd);
-  if (it == shard.refusing.end())
-    return;
-  RefusedSocket *doomed = it->second.release();
-  shard.refusing.erase(it);
-  event_del(doomed->event.get());
-  // The descriptor stays open until then, so no new socket can take its number
-  // meanwhile.
-  shard.loop->defer([doomed] { delete doomed; });
-}
-
-void Server::Impl::log_refusal(Shard &shard,
-                               const std::shared_ptr<ConnectionGroup> &group,
-                               const std::string &peer) {
-  // A flood of refused clients must not become a flood of log lines (nor block
-  // on stderr), and none of them may go unreported.
-  group->refused.fetch_add(1, std::memory_order_relaxed);
-  const std::int64_t now =
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now().time_since_epoch())
-          .count();
-  std::int64_t wait_ms = 0;
-  {
-    std::lock_guard lock(group->refusal_mutex);
-    ++group->refused_unlogged;
-    group->last_refused_peer = peer;
-    if (now - group->refusal_logged_ms < 1000) {
-      if (group->refusal_report_armed)
-        return;
-      group->refusal_report_armed = true;
-      wait_ms = 1000 - (now - group->refusal_logged_ms);
-    }
-  }
-  if (wait_ms == 0) {
-    report_refusals(*group);
-    return;
-  }
-  shard.loop->run_after(std::chrono::milliseconds(wait_ms),
-                        [weak = std::weak_ptr<Impl *>(alive), group] {
-                          if (weak.lock())
-                            report_refusals(*group);
-                        });
-}
-
-void Server::Impl::report_refusals(ConnectionGroup &group) {
-  std::uint64_t count = 0;
-  std::string peer;
-  {
-    std::lock_guard lock(group.refusal_mutex);
-    group.refusal_report_armed = false;
-    if (group.refused_unlogged == 0)
-      return;
-    count = group.refused_unlogged;
-    group.refused_unlogged = 0;
-    peer = group.last_refused_peer;
-    group.refusal_logged_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-  }
-  log(LogLevel::warn, "listener=", group.name, " max_connections ",
-      group.limits.max_connections, " reached: refused ", count,
-      count == 1 ? " connection" : " connections",
-      " since the last report, the last from ", peer, " (",
-      group.refused.load(std::memory_order_relaxed), " in all)");
-}
-
-ConnectionId Server::Impl::adopt(Shard &shard, BufferEventPtr bev,
-                                 std::string peer,
-                                 const std::shared_ptr<ConnectionGroup> &group,
-                                 bool tcp) {
-  const int fd = bufferevent_getfd(bev.get());
-  if (tcp) {
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  const ConnectionId id = g_next_id.fetch_add(1, std::memory_order_relaxed);
-  Shard *where = &shard;
-  auto conn = std::make_unique<TcpConnection>(
-      *shard.loop, shard.counters, id, std::move(bev), std::move(peer), group,
-      [this, where](TcpConnection &ended, TcpConnection::Ending how) {
-        if (how == TcpConnection::Ending::closed) {
-          retire(*where, ended.id());
-        } else {
-          release(*where, ended.id());
+void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
+    auto* self = static_cast<RefusedSocket*>(arg);
+    if (what & EV_READ) {
+        char sink[4096];
+        for (int reads = 0; reads < 16; ++reads) {
+            const ssize_t got = ::recv(self->fd, sink, sizeof sink, 0);
+            if (got > 0) continue;
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            end(self->shard, self->fd);  // end of stream, or a reset
+            return;
         }
-      });
-  auto *raw = conn.get();
-  shard.live.emplace(id, std::move(conn));
-  {
-    std::lock_guard lock(ids_mutex);
-    ids.emplace(id, Entry{shard.index, group->name});
-  }
-  log(LogLevel::debug, "listener=", group->name, " conn=", id,
-      " loop=", shard.index, " opened from ", raw->peer());
-  raw->start();
-  return id;
+    }
+    // Done once the peer's kernel has the notice and no input waits just now, or at the deadline.
+    int unsent = 0;
+    if (::ioctl(self->fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
+    if (unsent == 0 || std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
+        end(self->shard, self->fd);
+    }
+}
+
+void Server::Impl::close_refused(Shard& shard, int fd) {
+    if (shard.refusing.size() >= kMaxRefusing || ::shutdown(fd, SHUT_WR) != 0) {
+        ::close(fd);
+        return;
+    }
+    auto refused = std::make_unique<RefusedSocket>(shard, fd);
+    refused->event.reset(event_new(static_cast<event_base*>(shard.loop->native_handle()), fd,
+                                   EV_READ | EV_PERSIST, &RefusedSocket::on_event, refused.get()));
+    if (!refused->event) return;  // closed by its destructor
+    // A persistent event's timeout restarts with each activation: it is the polling interval.
+    const timeval poll = to_timeval(kRefusalPoll);
+    event_add(refused->event.get(), &poll);
+    auto* raw = refused.get();
+    shard.refusing.emplace(fd, std::move(refused));
+    RefusedSocket::on_event(fd, EV_READ, raw);
+}
+
+void RefusedSocket::end(Shard& shard, int fd) {
+    const auto it = shard.refusing.find(fd);
+    if (it == shard.refusing.end()) return;
+    RefusedSocket* doomed = it->second.release();
+    shard.refusing.erase(it);
+    event_del(doomed->event.get());
+    // The descriptor stays open until then, so no new socket can take its number meanwhile.
+    shard.loop->defer([doomed] { delete doomed; });
+}
+
+void Server::Impl::log_refusal(Shard& shard, const std::shared_ptr<ConnectionGroup>& group,
+                               const std::string& peer) {
+    // A flood of refused clients must not become a flood of log lines (nor block on stderr), and
+    // none of them may go unreported.
+    group->refused.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+    std::int64_t wait_ms = 0;
+    {
+        std::lock_guard lock(group->refusal_mutex);
+        ++group->refused_unlogged;
+        group->last_refused_peer = peer;
+        if (now - group->refusal_logged_ms < 1000) {
+            if (group->refusal_report_armed) return;
+            group->refusal_report_armed = true;
+            wait_ms = 1000 - (now - group->refusal_logged_ms);
+        }
+    }
+    if (wait_ms == 0) {
+        report_refusals(*group);
+        return;
+    }
+    shard.loop->run_after(std::chrono::milliseconds(wait_ms),
+                          [weak = std::weak_ptr<Impl*>(alive), group] {
+                              if (weak.lock()) report_refusals(*group);
+                          });
+}
+
+void Server::Impl::report_refusals(ConnectionGroup& group) {
+    std::uint64_t count = 0;
+    std::string peer;
+    {
+        std::lock_guard lock(group.refusal_mutex);
+        group.refusal_report_armed = false;
+        if (group.refused_unlogged == 0) return;
+        count = group.refused_unlogged;
+        group.refused_unlogged = 0;
+        peer = group.last_refused_peer;
+        group.refusal_logged_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count();
+    }
+    log(LogLevel::warn, "listener=", group.name, " max_connections ", group.limits.max_connections,
+        " reached: refused ", count, count == 1 ? " connection" : " connections",
+        " since the last report, the last from ", peer, " (",
+        group.refused.load(std::memory_order_relaxed), " in all)");
+}
+
+ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string peer,
+                                 const std::shared_ptr<ConnectionGroup>& group, bool tcp) {
+    const int fd = bufferevent_getfd(bev.get());
+    if (tcp) {
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    const ConnectionId id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+    Shard* where = &shard;
+    auto conn = std::make_unique<TcpConnection>(
+        *shard.loop, shard.counters, id, std::move(bev), std::move(peer), group,
+        [this, where](TcpConnection& ended, TcpConnection::Ending how) {
+            if (how == TcpConnection::Ending::closed) {
+                retire(*where, ended.id());
+            } else {
+                release(*where, ended.id());
+            }
+        });
+    auto* raw = conn.get();
+    shard.live.emplace(id, std::move(conn));
+    {
+        std::lock_guard lock(ids_mutex);
+        ids.emplace(id, Entry{shard.index, group->name});
+    }
+    log_limited(log_rates::connection_opened(), "listener=", group->name, " conn=", id,
+                " loop=", shard.index, " opened from ", raw->peer());
+    raw->start();
+    return id;
 }
 
 Endpoint Server::listen(ListenOptions options) {
-  auto group = make_group(options.name, std::move(options.protocol),
-                          std::move(options.handlers), options.limits);
-  Impl *impl = impl_.get();
-  const bool per_loop = options.accept == AcceptMode::reuse_port &&
-                        !options.endpoint.is_unix() && impl->shards.size() > 1;
-  Endpoint where = options.endpoint;
-  Endpoint local;
-  for (auto &shard_ptr : impl->shards) {
-    Shard *shard = shard_ptr.get();
-    if (!per_loop && shard->index != 0)
-      break;
-    Listener::AcceptFn on_accept;
-    if (per_loop) {
-      on_accept = [impl, shard, group](int fd, const sockaddr *peer,
-                                       socklen_t len) {
-        impl->accept(*shard, fd, describe(peer, len),
-                     peer->sa_family != AF_UNIX, group);
-      };
-    } else {
-      on_accept = [impl, group](int fd, const sockaddr *peer, socklen_t len) {
-        Shard &target =
-            *impl->shards[impl->next_shard.fetch_add(1) % impl->shards.size()];
-        const bool tcp = peer->sa_family != AF_UNIX;
-        std::string text = describe(peer, len);
-        if (target.index == 0) {
-          impl->accept(target, fd, text, tcp, group);
-          return;
+    auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
+                            options.limits);
+    Impl* impl = impl_.get();
+    const bool per_loop = options.accept == AcceptMode::reuse_port && !options.endpoint.is_unix() &&
+                          impl->shards.size() > 1;
+    Endpoint where = options.endpoint;
+    Endpoint local;
+    for (auto& shard_ptr : impl->shards) {
+        Shard* shard = shard_ptr.get();
+        if (!per_loop && shard->index != 0) break;
+        Listener::AcceptFn on_accept;
+        if (per_loop) {
+            on_accept = [impl, shard, group](int fd, const sockaddr* peer, socklen_t len) {
+                impl->accept(*shard, fd, describe(peer, len), peer->sa_family != AF_UNIX, group);
+            };
+        } else {
+            on_accept = [impl, group](int fd, const sockaddr* peer, socklen_t len) {
+                Shard& target = *impl->shards[impl->next_shard.fetch_add(1) % impl->shards.size()];
+                const bool tcp = peer->sa_family != AF_UNIX;
+                std::string text = describe(peer, len);
+                if (target.index == 0) {
+                    impl->accept(target, fd, text, tcp, group);
+                    return;
+                }
+                // Hand the descriptor to its loop; it is closed there if the server is gone.
+                target.loop->post(
+                    [weak = std::weak_ptr<Impl*>(impl->alive), &target, fd, text, tcp, group] {
+                        if (const auto self = weak.lock()) {
+                            (*self)->accept(target, fd, text, tcp, group);
+                        } else {
+                            ::close(fd);
+                        }
+                    });
+            };
         }
-        // Hand the descriptor to its loop; it is closed there if the server is
-        // gone.
-        target.loop->post([weak = std::weak_ptr<Impl *>(impl->alive), &target,
-                           fd, text, tcp, group] {
-          if (const auto self = weak.lock()) {
-            (*self)->accept(target, fd, text, tcp, group);
-          } else {
-            ::close(fd);
-          }
+        local = impl->on_shard_wait(*shard, [&, shard] {
+            const PortSharing sharing = options.share_port  ? PortSharing::shared
+                                        : !per_loop         ? PortSharing::none
+                                        : shard->index == 0 ? PortSharing::group_first
+                                                            : PortSharing::group_member;
+            auto listener = std::make_unique<Listener>(*shard->loop, where, options.backlog,
+                                                       options.name, on_accept, sharing);
+            Endpoint bound = listener->local();
+            shard->listeners.push_back(std::move(listener));
+            return bound;
         });
-      };
+        where = local;  // port 0: the other loops bind the port the first one got
     }
-    local = impl->on_shard_wait(*shard, [&, shard] {
-      const PortSharing sharing = options.share_port ? PortSharing::shared
-                                  : !per_loop        ? PortSharing::none
-                                  : shard->index == 0
-                                      ? PortSharing::group_first
-                                      : PortSharing::group_member;
-      auto listener =
-          std::make_unique<Listener>(*shard->loop, where, options.backlog,
-                                     options.name, on_accept, sharing);
-      Endpoint bound = listener->local();
-      shard->listeners.push_back(std::move(listener));
-      return bound;
-    });
-    where = local; // port 0: the other loops bind the port the first one got
-  }
-  log(LogLevel::info, "listener=", options.name, " listening on ",
-      local.to_string(), " (", group->protocol->name(), ", ",
-      impl->shards.size(), per_loop ? " loops, reuseport)" : " loops)");
-  return local;
+    log(LogLevel::info, "listener=", options.name, " listening on ", local.to_string(), " (",
+        group->protocol->name(), ", ", impl->shards.size(),
+        per_loop ? " loops, reuseport)" : " loops)");
+    return local;
 }
 
-void Server::connect(
-    ConnectOptions options,
-    std::function<void(ConnectionId, const std::string &)> done) {
-  auto group = make_group(options.name, std::move(options.protocol),
-                          std::move(options.handlers), options.limits);
-  const bool tcp = !options.endpoint.is_unix();
-  Shard *shard = impl_->current_shard();
-  if (shard == nullptr)
-    shard = &impl_->main();
-  connect_stream(*shard->loop, options.endpoint, options.timeout,
-                 [weak = std::weak_ptr<Impl *>(impl_->alive), shard, group, tcp,
-                  done = std::move(done)](BufferEventPtr bev,
-                                          const std::string &peer,
-                                          const std::string &error) {
-                   const auto self = weak.lock();
-                   if (!self || !bev) {
-                     if (done)
-                       done(0, error.empty() ? "server destroyed" : error);
-                     return;
-                   }
-                   // A connection that completes during shutdown would keep the
-                   // shutdown from ending.
-                   if ((*self)->shutting_down.load()) {
-                     if (done)
-                       done(0, "server shutting down");
-                     return;
-                   }
-                   const ConnectionId id =
-                       (*self)->adopt(*shard, std::move(bev), peer, group, tcp);
-                   if (done)
-                     done(id, {});
-                 });
+void Server::connect(ConnectOptions options,
+                     std::function<void(ConnectionId, const std::string&)> done) {
+    auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
+                            options.limits);
+    const bool tcp = !options.endpoint.is_unix();
+    Shard* shard = impl_->current_shard();
+    if (shard == nullptr) shard = &impl_->main();
+    connect_stream(
+        *shard->loop, options.endpoint, options.timeout,
+        [weak = std::weak_ptr<Impl*>(impl_->alive), shard, group, tcp, done = std::move(done)](
+            BufferEventPtr bev, const std::string& peer, const std::string& error) {
+            const auto self = weak.lock();
+            if (!self || !bev) {
+                if (done) done(0, error.empty() ? "server destroyed" : error);
+                return;
+            }
+            // A connection that completes during shutdown would keep the shutdown from ending.
+            if ((*self)->shutting_down.load()) {
+                if (done) done(0, "server shutting down");
+                return;
+            }
+            const ConnectionId id = (*self)->adopt(*shard, std::move(bev), peer, group, tcp);
+            if (done) done(id, {});
+        });
 }
 
-} // namespace reactor
+}  // namespace reactor

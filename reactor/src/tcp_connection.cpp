@@ -1,6 +1,6 @@
 // A connection's life, decoding and dispatch. How it reads its socket is in
-// tcp_connection_read.cpp, how it writes in tcp_connection_write.cpp, how it
-// closes in tcp_connection_close.cpp.
+// tcp_connection_read.cpp, how it writes in tcp_connection_write.cpp, how it closes in
+// tcp_connection_close.cpp.
 
 #include "tcp_connection.hpp"
 
@@ -9,252 +9,222 @@
 #include <new>
 
 #include "decode_frames.hpp"
+#include "log_rates.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 
 namespace reactor {
 
 std::string_view to_string(CloseReason reason) {
-  switch (reason) {
-  case CloseReason::peer_closed:
-    return "peer closed";
-  case CloseReason::error:
-    return "reset/error";
-  case CloseReason::timeout:
-    return "timeout";
-  case CloseReason::protocol_error:
-    return "protocol error";
-  case CloseReason::output_overflow:
-    return "output overflow";
-  case CloseReason::app_closed:
-    return "closed by app";
-  case CloseReason::kicked:
-    return "kicked";
-  case CloseReason::shutdown:
-    return "server shutdown";
-  }
-  return "unknown";
+    switch (reason) {
+        case CloseReason::peer_closed:
+            return "peer closed";
+        case CloseReason::error:
+            return "reset/error";
+        case CloseReason::timeout:
+            return "timeout";
+        case CloseReason::protocol_error:
+            return "protocol error";
+        case CloseReason::output_overflow:
+            return "output overflow";
+        case CloseReason::app_closed:
+            return "closed by app";
+        case CloseReason::kicked:
+            return "kicked";
+        case CloseReason::shutdown:
+            return "server shutdown";
+    }
+    return "unknown";
 }
 
-TcpConnection::TcpConnection(EventLoop &loop, LoopCounters &counters,
-                             ConnectionId id, BufferEventPtr bev,
-                             std::string peer,
-                             std::shared_ptr<ConnectionGroup> group,
-                             EndedFn on_ended)
-    : loop_(loop), counters_(counters), id_(id), group_(std::move(group)),
-      bev_(std::move(bev)), protocol_(group_->protocol->create()),
+TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id,
+                             BufferEventPtr bev, std::string peer,
+                             std::shared_ptr<ConnectionGroup> group, EndedFn on_ended)
+    : loop_(loop),
+      counters_(counters),
+      id_(id),
+      group_(std::move(group)),
+      bev_(std::move(bev)),
+      protocol_(group_->protocol->create()),
       input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
       output_(Buffer::borrow(bufferevent_get_output(bev_.get()))),
       fd_(static_cast<int>(bufferevent_getfd(bev_.get()))),
-      peer_(std::move(peer)), on_ended_(std::move(on_ended)) {
-  stats_.opened = std::chrono::steady_clock::now();
-  last_message_ = stats_.opened;
-  // libevent writes at most 16 KiB per call by default: let one writev take
-  // what is pending.
-  bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
-  bufferevent_setcb(bev_.get(), nullptr, &on_write, &on_event, this);
-  // A socket bufferevent freezes the end of its input so that only its own read
-  // callback appends; reading is never enabled on it here, so the connection's
-  // reads lift that for good.
-  evbuffer_unfreeze(bufferevent_get_input(bev_.get()), 0);
-  read_event_.reset(event_new(static_cast<event_base *>(loop_.native_handle()),
-                              fd_, EV_READ | EV_PERSIST, &on_readable, this));
-  if (!read_event_)
-    throw std::bad_alloc();
-  const auto &limits = group_->limits;
-  // The write callback fires when pending output falls to this mark: where
-  // paused reading resumes.
-  bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2,
-                           0);
-  ++group_->open;
-  ++counters_.connections;
+      peer_(std::move(peer)),
+      on_ended_(std::move(on_ended)) {
+    stats_.opened = std::chrono::steady_clock::now();
+    last_message_ = stats_.opened;
+    // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
+    bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
+    bufferevent_setcb(bev_.get(), nullptr, &on_write, &on_event, this);
+    // A socket bufferevent freezes the end of its input so that only its own read callback
+    // appends; reading is never enabled on it here, so the connection's reads lift that for good.
+    evbuffer_unfreeze(bufferevent_get_input(bev_.get()), 0);
+    read_event_.reset(event_new(static_cast<event_base*>(loop_.native_handle()), fd_,
+                                EV_READ | EV_PERSIST, &on_readable, this));
+    if (!read_event_) throw std::bad_alloc();
+    const auto& limits = group_->limits;
+    // The write callback fires when pending output falls to this mark: where paused reading
+    // resumes.
+    bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
+    ++group_->open;
+    ++counters_.connections;
 }
 
 TcpConnection::~TcpConnection() {
-  drop_stage();
-  keep_input();
+    drop_stage();
+    keep_input();
 }
 
 void TcpConnection::start() {
-  if (group_->handlers.on_open)
-    guarded("on_open", [&] { group_->handlers.on_open(*this); });
-  if (closing_)
-    return;
-  if (read_pauses_ == 0)
-    event_add(read_event_.get(), nullptr);
-  if (group_->limits.idle_timeout.count() > 0) {
-    idle_timer_.reset(
-        event_new(static_cast<event_base *>(loop_.native_handle()), -1, 0,
-                  &on_idle, this));
-    arm_idle_timer(group_->limits.idle_timeout);
-  }
+    if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
+    if (closing_) return;
+    if (read_pauses_ == 0) event_add(read_event_.get(), nullptr);
+    if (group_->limits.idle_timeout.count() > 0) {
+        idle_timer_.reset(
+            event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0, &on_idle, this));
+        arm_idle_timer(group_->limits.idle_timeout);
+    }
 }
 
 void TcpConnection::pause_reading() {
-  if (read_pauses_++ == 0)
-    event_del(read_event_.get());
+    if (read_pauses_++ == 0) event_del(read_event_.get());
 }
 
 void TcpConnection::resume_reading() {
-  assert(read_pauses_ > 0);
-  if (--read_pauses_ != 0 || closing_)
-    return;
-  if (peer_ended_) {
-    // The end of stream was read while frames before it waited for the output
-    // to drain.
-    if (eof_pending_)
-      on_end_of_stream();
-    return;
-  }
-  event_add(read_event_.get(), nullptr);
-  // Frames may already sit in the input buffer, decoded no further while the
-  // output was above its high-water mark. Inside process_input() (its flush
-  // resumed reading), it decodes them itself.
-  if (!in_read_ && !input_.empty())
-    process_input();
+    assert(read_pauses_ > 0);
+    if (--read_pauses_ != 0 || closing_) return;
+    if (peer_ended_) {
+        // The end of stream was read while frames before it waited for the output to drain.
+        if (eof_pending_) on_end_of_stream();
+        return;
+    }
+    event_add(read_event_.get(), nullptr);
+    // Frames may already sit in the input buffer, decoded no further while the output was above
+    // its high-water mark. Inside process_input() (its flush resumed reading), it decodes them
+    // itself.
+    if (!in_read_ && !input_.empty()) process_input();
 }
 
-void TcpConnection::deliver(Message &message) {
-  message.conn = id_;
-  ++stats_.messages_in;
-  // Only this loop's thread writes the counter: a plain increment, no locked
-  // instruction.
-  counters_.messages.store(counters_.messages.load(std::memory_order_relaxed) +
-                               1,
-                           std::memory_order_relaxed);
-  if (idle_timer_)
-    last_message_ =
-        std::chrono::steady_clock::now(); // only the idle timer reads it
-  if (group_->handlers.on_message) {
-    guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
-  }
+void TcpConnection::deliver(Message& message) {
+    message.conn = id_;
+    ++stats_.messages_in;
+    // Only this loop's thread writes the counter: a plain increment, no locked instruction.
+    counters_.messages.store(counters_.messages.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+    if (idle_timer_)
+        last_message_ = std::chrono::steady_clock::now();  // only the idle timer reads it
+    if (group_->handlers.on_message) {
+        guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
+    }
 }
 
 void TcpConnection::process_input() {
-  if (closing_ || read_pauses_ > 0)
-    return;
-  for (;;) {
-    begin_stage();
-    in_read_ = true;
-    const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
-    // Decoding stops while the output is above its high-water mark (see
-    // accepting()).
-    const bool throttled = paused_for_output_;
-    flush();
-    in_read_ = false;
-    if (outcome.failed && !closing_) {
-      log(LogLevel::info, "listener=", group_->name, " conn=", id_,
-          " peer=", peer_, " protocol error: ", outcome.error.reason);
-      if (!outcome.error.last_reply.empty())
-        send_raw(outcome.error.last_reply);
-      close(CloseMode::flush, CloseReason::protocol_error);
-      return;
+    if (closing_ || read_pauses_ > 0) return;
+    for (;;) {
+        begin_stage();
+        in_read_ = true;
+        const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
+        // Decoding stops while the output is above its high-water mark (see accepting()).
+        const bool throttled = paused_for_output_;
+        flush();
+        in_read_ = false;
+        if (outcome.failed && !closing_) {
+            log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
+                        " peer=", peer_, " protocol error: ", outcome.error.reason);
+            if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
+            close(CloseMode::flush, CloseReason::protocol_error);
+            return;
+        }
+        // The flush took the output back under the low mark: the frames still buffered are next.
+        if (!throttled || closing_ || read_pauses_ > 0 || input_.empty()) return;
     }
-    // The flush took the output back under the low mark: the frames still
-    // buffered are next.
-    if (!throttled || closing_ || read_pauses_ > 0 || input_.empty())
-      return;
-  }
 }
 
 void TcpConnection::on_end_of_stream() {
-  // Half-close: the peer may still read. Decode what is left, answer it, then
-  // close.
-  peer_ended_ = true;
-  eof_pending_ = false;
-  const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
-  if (outcome.failed) {
-    log(LogLevel::info, "listener=", group_->name, " conn=", id_,
-        " peer=", peer_,
-        " protocol error at end of input: ", outcome.error.reason);
-    if (!outcome.error.last_reply.empty())
-      send_raw(outcome.error.last_reply);
-    close(CloseMode::flush, CloseReason::protocol_error);
-    return;
-  }
-  if (closing_)
-    return;
-  if (paused_for_output_) {
-    // Decoding stopped above the output high-water mark with frames left:
-    // resume_reading() comes back here once the peer has read enough of its
-    // replies.
-    eof_pending_ = true;
-    return;
-  }
-  if (!group_->handlers.on_peer_closed) {
-    close(CloseMode::flush, CloseReason::peer_closed);
-    return;
-  }
-  // The application closes when it has answered; the end of stream stays
-  // readable, so reading stops for good.
-  event_del(read_event_.get());
-  guarded("on_peer_closed", [&] { group_->handlers.on_peer_closed(*this); });
+    // Half-close: the peer may still read. Decode what is left, answer it, then close.
+    peer_ended_ = true;
+    eof_pending_ = false;
+    const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
+    if (outcome.failed) {
+        log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " protocol error at end of input: ", outcome.error.reason);
+        if (!outcome.error.last_reply.empty()) send_raw(outcome.error.last_reply);
+        close(CloseMode::flush, CloseReason::protocol_error);
+        return;
+    }
+    if (closing_) return;
+    if (paused_for_output_) {
+        // Decoding stopped above the output high-water mark with frames left: resume_reading()
+        // comes back here once the peer has read enough of its replies.
+        eof_pending_ = true;
+        return;
+    }
+    if (!group_->handlers.on_peer_closed) {
+        close(CloseMode::flush, CloseReason::peer_closed);
+        return;
+    }
+    // The application closes when it has answered; the end of stream stays readable, so reading
+    // stops for good.
+    event_del(read_event_.get());
+    guarded("on_peer_closed", [&] { group_->handlers.on_peer_closed(*this); });
 }
 
-void TcpConnection::on_event(bufferevent *, short what, void *arg) {
-  // Only writes go through the bufferevent, so it reports write errors and the
-  // flush deadline.
-  auto *self = static_cast<TcpConnection *>(arg);
-  if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-    if (!self->closing_)
-      self->reason_ = CloseReason::error;
-    self->closing_ = true;
-    self->finish();
-    return;
-  }
-  if (what & BEV_EVENT_TIMEOUT) {
-    // Only the flush deadline of a closing connection sets a bufferevent
-    // timeout. After a stall of the process it may run before the write that is
-    // due: write first.
-    if (!self->flush_at_deadline())
-      self->finish();
-  }
+void TcpConnection::on_event(bufferevent*, short what, void* arg) {
+    // Only writes go through the bufferevent, so it reports write errors and the flush deadline.
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+        if (!self->closing_) self->reason_ = CloseReason::error;
+        self->closing_ = true;
+        self->finish();
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        // Only the flush deadline of a closing connection sets a bufferevent timeout. After a
+        // stall of the process it may run before the write that is due: write first.
+        if (!self->flush_at_deadline()) self->finish();
+    }
 }
 
 void TcpConnection::arm_idle_timer(std::chrono::milliseconds after) {
-  const timeval tv = to_timeval(after);
-  event_add(idle_timer_.get(), &tv);
+    const timeval tv = to_timeval(after);
+    event_add(idle_timer_.get(), &tv);
 }
 
-void TcpConnection::on_idle(evutil_socket_t, short, void *arg) {
-  auto *self = static_cast<TcpConnection *>(arg);
-  if (self->closing_)
-    return;
-  const auto idle = self->group_->limits.idle_timeout;
-  auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - self->last_message_);
-  if (since >= idle && self->read_pending_input()) {
-    // Input arrived that was not read yet: after a stall of the whole process
-    // (SIGSTOP, a paused container, a loop blocked too long) timers run before
-    // the reads that are due. What it completes counts before idleness is
-    // judged.
-    since = std::chrono::duration_cast<std::chrono::milliseconds>(
+void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    if (self->closing_) return;
+    const auto idle = self->group_->limits.idle_timeout;
+    auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - self->last_message_);
-    if (self->closing_)
-      return;
-  }
-  if (since >= idle) {
-    log(LogLevel::debug, "listener=", self->group_->name, " conn=", self->id_,
-        " peer=", self->peer_, " idle for ", since.count(), " ms");
-    self->close(CloseMode::flush, CloseReason::timeout);
-  } else {
-    self->arm_idle_timer(idle - since);
-  }
+    if (since >= idle && self->read_pending_input()) {
+        // Input arrived that was not read yet: after a stall of the whole process (SIGSTOP, a
+        // paused container, a loop blocked too long) timers run before the reads that are due.
+        // What it completes counts before idleness is judged.
+        since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - self->last_message_);
+        if (self->closing_) return;
+    }
+    if (since >= idle) {
+        log_limited(log_rates::idle_timeout(), "listener=", self->group_->name, " conn=", self->id_,
+                    " peer=", self->peer_, " idle for ", since.count(), " ms");
+        self->close(CloseMode::flush, CloseReason::timeout);
+    } else {
+        self->arm_idle_timer(idle - since);
+    }
 }
 
 bool TcpConnection::read_pending_input() {
-  if (closing_ || read_pauses_ > 0 || peer_ended_)
-    return false;
-  on_readable(fd_, EV_READ, this);
-  return true;
+    if (closing_ || read_pauses_ > 0 || peer_ended_) return false;
+    on_readable(fd_, EV_READ, this);
+    return true;
 }
 
-void TcpConnection::fail(const char *operation, int error) {
-  log(LogLevel::debug, "listener=", group_->name, " conn=", id_,
-      " peer=", peer_, " ", operation, " failed: ", std::strerror(error));
-  reason_ = CloseReason::error;
-  closing_ = true;
-  finish();
+void TcpConnection::fail(const char* operation, int error) {
+    log_limited(log_rates::socket_error(), "listener=", group_->name, " conn=", id_,
+                " peer=", peer_, " ", operation, " failed: ", std::strerror(error));
+    reason_ = CloseReason::error;
+    closing_ = true;
+    finish();
 }
 
-} // namespace reactor
+}  // namespace reactor

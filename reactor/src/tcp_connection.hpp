@@ -11,6 +11,7 @@
 #include <string>
 
 #include "libevent_handles.hpp"
+#include "log_rates.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/connection.hpp"
 #include "reactor/log.hpp"
@@ -22,255 +23,230 @@ namespace reactor {
 class OutputStage;
 class ReadArea;
 
-// The connection reads its socket itself rather than through the bufferevent:
-// libevent 2.1's evbuffer_read asks ioctl(FIONREAD) before every read and takes
-// at most 4 KiB per call (EVBUFFER_MAX_READ), whatever
-// bufferevent_set_max_single_read says. One readable event reads up to
-// kMaxSingleRead, so one busy peer cannot hold the loop; one write takes at
-// most as much.
+// The connection reads its socket itself rather than through the bufferevent: libevent 2.1's
+// evbuffer_read asks ioctl(FIONREAD) before every read and takes at most 4 KiB per call
+// (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
+// to kMaxSingleRead, so one busy peer cannot hold the loop; one write takes at most as much.
 inline constexpr std::size_t kMaxSingleRead = 256 * 1024;
 
 // What a connection shares with the others of its listener (or outbound spec).
 struct ConnectionGroup {
-  std::string name;
-  std::shared_ptr<const ProtocolFactory> protocol;
-  Handlers handlers;
-  ConnectionLimits limits;
-  std::atomic<std::size_t> open{0}; // over all loops
-  // Refusals at max_connections: counted, and logged at most once a second with
-  // how many there were since the last line; a timer writes the line that ends
-  // a burst (Server::Impl:: log_refusal). The rest is guarded by refusal_mutex:
-  // refusals come from every loop.
-  std::atomic<std::uint64_t> refused{0};
-  std::mutex refusal_mutex;
-  std::uint64_t refused_unlogged = 0;
-  std::string last_refused_peer;
-  std::int64_t refusal_logged_ms = -1000000;
-  bool refusal_report_armed = false;
+    std::string name;
+    std::shared_ptr<const ProtocolFactory> protocol;
+    Handlers handlers;
+    ConnectionLimits limits;
+    std::atomic<std::size_t> open{0};  // over all loops
+    // Refusals at max_connections: counted, and logged at most once a second with how many there
+    // were since the last line; a timer writes the line that ends a burst (Server::Impl::
+    // log_refusal). The rest is guarded by refusal_mutex: refusals come from every loop.
+    std::atomic<std::uint64_t> refused{0};
+    std::mutex refusal_mutex;
+    std::uint64_t refused_unlogged = 0;
+    std::string last_refused_peer;
+    std::int64_t refusal_logged_ms = -1000000;
+    bool refusal_report_armed = false;
 };
 
-// Counters of the loop a connection lives on, read from any thread; messages is
-// written by the loop's own thread only.
+// Counters of the loop a connection lives on, read from any thread; messages is written by the
+// loop's own thread only.
 struct LoopCounters {
-  std::atomic<std::size_t> connections{0};
-  std::atomic<std::uint64_t> messages{0};
-  std::atomic<std::int64_t> lag_us{0};
+    std::atomic<std::size_t> connections{0};
+    std::atomic<std::uint64_t> messages{0};
+    std::atomic<std::int64_t> lag_us{0};
 };
 
-// How much input buffer a connection offers each read, learnt from its recent
-// reads in the manner of Netty's adaptive receive allocator: grown at once when
-// a read fills it, shrunk after a run of reads that would have fit in half.
-// Sizes are evbuffer chain sizes, so a request of a few bytes costs a small
-// allocation, not a 64 KiB one.
+// How much input buffer a connection offers each read, learnt from its recent reads in the manner
+// of Netty's adaptive receive allocator: grown at once when a read fills it, shrunk after a run of
+// reads that would have fit in half. Sizes are evbuffer chain sizes, so a request of a few bytes
+// costs a small allocation, not a 64 KiB one.
 class ReadSizer {
-public:
-  // Bytes to reserve: the chain size less libevent's chain header, so the chain
-  // is not rounded up to the next power of two.
-  std::size_t reservation() const { return chunk_ - kChunkOverhead; }
-  void record(std::size_t got, std::size_t offered);
+  public:
+    // Bytes to reserve: the chain size less libevent's chain header, so the chain is not rounded
+    // up to the next power of two.
+    std::size_t reservation() const { return chunk_ - kChunkOverhead; }
+    void record(std::size_t got, std::size_t offered);
 
-  static constexpr std::size_t kMinChunk = 1024; // libevent's smallest chain
-  static constexpr std::size_t kMaxChunk = 128 * 1024;
-  static constexpr std::size_t kChunkOverhead =
-      64; // at least sizeof(evbuffer_chain)
-  static constexpr int kShrinkAfter = 8;
+    static constexpr std::size_t kMinChunk = 1024;  // libevent's smallest chain
+    static constexpr std::size_t kMaxChunk = 128 * 1024;
+    static constexpr std::size_t kChunkOverhead = 64;  // at least sizeof(evbuffer_chain)
+    static constexpr int kShrinkAfter = 8;
 
-private:
-  std::size_t chunk_ = kMinChunk;
-  int small_reads_ = 0;
+  private:
+    std::size_t chunk_ = kMinChunk;
+    int small_reads_ = 0;
 };
 
 class TcpConnection final : public Connection, private MessageSink {
-public:
-  // How a connection ends, in this order, each reported once to its owner:
-  // `closed` after the application's on_close (the id is dead: no more sends,
-  // not listed), `released` when the socket is done with (lingering, if any, is
-  // over) and the object may be destroyed. A connection closed at once reports
-  // both in one go.
-  enum class Ending { closed, released };
-  using EndedFn = std::function<void(TcpConnection &, Ending)>;
+  public:
+    // How a connection ends, in this order, each reported once to its owner: `closed` after the
+    // application's on_close (the id is dead: no more sends, not listed), `released` when the
+    // socket is done with (lingering, if any, is over) and the object may be destroyed. A
+    // connection closed at once reports both in one go.
+    enum class Ending { closed, released };
+    using EndedFn = std::function<void(TcpConnection&, Ending)>;
 
-  TcpConnection(EventLoop &loop, LoopCounters &counters, ConnectionId id,
-                BufferEventPtr bev, std::string peer,
-                std::shared_ptr<ConnectionGroup> group, EndedFn on_ended);
-  ~TcpConnection() override;
+    TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, BufferEventPtr bev,
+                  std::string peer, std::shared_ptr<ConnectionGroup> group, EndedFn on_ended);
+    ~TcpConnection() override;
 
-  // Runs on_open and starts reading.
-  void start();
+    // Runs on_open and starts reading.
+    void start();
 
-  ConnectionId id() const override { return id_; }
-  const std::string &peer() const override { return peer_; }
-  const std::string &listener() const override { return group_->name; }
-  const ConnectionStats &stats() const override { return stats_; }
-  EventLoop &loop() const override { return loop_; }
-  Protocol &protocol() override { return *protocol_; }
+    ConnectionId id() const override { return id_; }
+    const std::string& peer() const override { return peer_; }
+    const std::string& listener() const override { return group_->name; }
+    const ConnectionStats& stats() const override { return stats_; }
+    EventLoop& loop() const override { return loop_; }
+    Protocol& protocol() override { return *protocol_; }
 
-  void send(std::string_view payload) override;
-  void send_raw(std::string_view bytes) override;
-  std::size_t output_pending() const override;
-  void pause_reading() override;
-  void resume_reading() override;
-  void close(CloseMode mode, CloseReason reason) override;
-  bool closing() const override { return closing_; }
+    void send(std::string_view payload) override;
+    void send_raw(std::string_view bytes) override;
+    std::size_t output_pending() const override;
+    void pause_reading() override;
+    void resume_reading() override;
+    void close(CloseMode mode, CloseReason reason) override;
+    bool closing() const override { return closing_; }
 
-  ConnectionGroup &group() { return *group_; }
+    ConnectionGroup& group() { return *group_; }
 
-private:
-  // MessageSink
-  void deliver(Message &message) override;
-  // Decoding stops once the connection closes, and while its output is above
-  // the high-water mark: frames already buffered wait, as the unread ones wait
-  // in the kernel, so a client pipelining faster than it reads its replies is
-  // slowed down, never closed for overflow.
-  bool accepting() const override { return !(closing_ | paused_for_output_); }
-  void write_interim(std::string_view bytes) override { send_raw(bytes); }
+  private:
+    // MessageSink
+    void deliver(Message& message) override;
+    // Decoding stops once the connection closes, and while its output is above the high-water
+    // mark: frames already buffered wait, as the unread ones wait in the kernel, so a client
+    // pipelining faster than it reads its replies is slowed down, never closed for overflow.
+    bool accepting() const override { return !(closing_ | paused_for_output_); }
+    void write_interim(std::string_view bytes) override { send_raw(bytes); }
 
-  static void on_readable(evutil_socket_t, short, void *arg);
-  static void on_write(bufferevent *, void *arg);
-  static void on_event(bufferevent *, short what, void *arg);
-  static void on_idle(evutil_socket_t, short, void *arg);
+    static void on_readable(evutil_socket_t, short, void* arg);
+    static void on_write(bufferevent*, void* arg);
+    static void on_event(bufferevent*, short what, void* arg);
+    static void on_idle(evutil_socket_t, short, void* arg);
 
-  // Output grew by `added` bytes to `pending`: limits, back-pressure, and a
-  // flush.
-  void after_output_grew(std::size_t added, std::size_t pending);
-  // Replies are written by the connection itself, once per loop iteration: at
-  // the end of the read callback, or deferred when output grows elsewhere. Only
-  // a partial write arms libevent's write event, so a request/reply costs no
-  // epoll_ctl.
-  void schedule_flush();
-  void flush();
-  // The OutputStage, held while process_input() runs (see io_scratch.hpp):
-  // begin_stage() takes it if nothing is pending before it; spill_stage() moves
-  // what it holds to the output buffer and lets it go (when bytes are about to
-  // be written there, or on a graceful close); drop_stage() lets it go with its
-  // bytes (close at once); write_stage() writes it, keeps what the kernel did
-  // not take (left), lets it go, and is false if the connection failed.
-  void begin_stage();
-  void spill_stage();
-  void drop_stage();
-  bool write_stage(std::size_t &left);
-  // send() while staging: the protocol encodes the payload into the stage.
-  // False, with nothing staged, when it does not fit or the protocol encodes
-  // only into a Buffer.
-  bool stage_encoded(std::string_view payload);
-  // This thread's OutputStage, looked up once.
-  OutputStage &output_stage();
-  void arm_write();
-  void arm_idle_timer(std::chrono::milliseconds after);
-  template <typename Fn> void guarded(const char *what, Fn &&fn);
-  // Decodes and dispatches what the input holds, then flushes the replies.
-  void process_input();
-  // The peer closed its write side: what is left is decoded, answered, and the
-  // connection closed. With the output above its high-water mark, the rest
-  // waits for resume_reading().
-  void on_end_of_stream();
-  // Reads and decodes what the socket holds now, if reading is on: for the idle
-  // timer, which may run before a read that is due. False when reading is off.
-  bool read_pending_input();
-  struct SocketRead {
-    std::size_t bytes = 0;
-    bool end_of_stream = false;
-    int error = 0; // errno of a failed read
-  };
-  // Reads up to limit bytes straight from the socket into the input buffer,
-  // until it would block.
-  SocketRead read_socket(std::size_t limit);
-  // The first read of read_socket(), into the thread's ReadArea when the input
-  // buffer is empty: true when that read is all there is to do.
-  bool read_into_area(SocketRead &result);
-  // Copies what is left of input read into the ReadArea into the input buffer,
-  // and lets the area go. After every read, once decoding is done.
-  void keep_input();
-  void read_remaining_input();
-  // A read or write on the socket failed with errno `error`: closes at once,
-  // "reset/error".
-  void fail(const char *operation, int error);
-  // Ends a gracefully closing connection once its output is out (see the
-  // definition).
-  void linger();
-  // The flush deadline passed: writes what the kernel takes now. True when that
-  // made progress (the deadline starts again, or the output is out and the
-  // connection lingers).
-  bool flush_at_deadline();
-  void discard_while_lingering(short what);
-  // The application-visible end: on_close, counters, Ending::closed. Runs once.
-  void conclude();
-  // Releases the socket (after conclude()): Ending::released.
-  void finish();
+    // Output grew by `added` bytes to `pending`: limits, back-pressure, and a flush.
+    void after_output_grew(std::size_t added, std::size_t pending);
+    // Replies are written by the connection itself, once per loop iteration: at the end of the read
+    // callback, or deferred when output grows elsewhere. Only a partial write arms libevent's write
+    // event, so a request/reply costs no epoll_ctl.
+    void schedule_flush();
+    void flush();
+    // The OutputStage, held while process_input() runs (see io_scratch.hpp): begin_stage() takes
+    // it if nothing is pending before it; spill_stage() moves what it holds to the output buffer
+    // and lets it go (when bytes are about to be written there, or on a graceful close);
+    // drop_stage() lets it go with its bytes (close at once); write_stage() writes it, keeps what
+    // the kernel did not take (left), lets it go, and is false if the connection failed.
+    void begin_stage();
+    void spill_stage();
+    void drop_stage();
+    bool write_stage(std::size_t& left);
+    // send() while staging: the protocol encodes the payload into the stage. False, with nothing
+    // staged, when it does not fit or the protocol encodes only into a Buffer.
+    bool stage_encoded(std::string_view payload);
+    // This thread's OutputStage, looked up once.
+    OutputStage& output_stage();
+    void arm_write();
+    void arm_idle_timer(std::chrono::milliseconds after);
+    template <typename Fn>
+    void guarded(const char* what, Fn&& fn);
+    // Decodes and dispatches what the input holds, then flushes the replies.
+    void process_input();
+    // The peer closed its write side: what is left is decoded, answered, and the connection closed.
+    // With the output above its high-water mark, the rest waits for resume_reading().
+    void on_end_of_stream();
+    // Reads and decodes what the socket holds now, if reading is on: for the idle timer, which
+    // may run before a read that is due. False when reading is off.
+    bool read_pending_input();
+    struct SocketRead {
+        std::size_t bytes = 0;
+        bool end_of_stream = false;
+        int error = 0;  // errno of a failed read
+    };
+    // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
+    SocketRead read_socket(std::size_t limit);
+    // The first read of read_socket(), into the thread's ReadArea when the input buffer is empty:
+    // true when that read is all there is to do.
+    bool read_into_area(SocketRead& result);
+    // Copies what is left of input read into the ReadArea into the input buffer, and lets the
+    // area go. After every read, once decoding is done.
+    void keep_input();
+    void read_remaining_input();
+    // A read or write on the socket failed with errno `error`: closes at once, "reset/error".
+    void fail(const char* operation, int error);
+    // Ends a gracefully closing connection once its output is out (see the definition).
+    void linger();
+    // The flush deadline passed: writes what the kernel takes now. True when that made progress
+    // (the deadline starts again, or the output is out and the connection lingers).
+    bool flush_at_deadline();
+    void discard_while_lingering(short what);
+    // The application-visible end: on_close, counters, Ending::closed. Runs once.
+    void conclude();
+    // Releases the socket (after conclude()): Ending::released.
+    void finish();
 
-  // What every read and reply touches comes first, so a request touches few
-  // cache lines.
-  EventLoop &loop_;
-  LoopCounters &counters_;
-  const ConnectionId id_;
-  std::shared_ptr<ConnectionGroup> group_;
-  BufferEventPtr bev_;
-  std::unique_ptr<Protocol> protocol_;
-  Buffer input_;
-  Buffer output_;
-  const int fd_;
-  int read_pauses_ =
-      0; // reasons to keep reading disabled; reading resumes at zero
-  bool closing_ = false;
-  bool paused_for_output_ =
-      false; // above output_high_water: neither reading nor decoding
-  bool peer_ended_ = false; // the peer's end of stream was read
-  bool lingering_ =
-      false; // output done, our stream ended, waiting for the peer's end
-  bool in_read_ = false;         // inside on_read: it flushes when done
-  bool flush_scheduled_ = false; // a deferred flush is queued
-  bool write_armed_ =
-      false; // libevent's write event is on (a partial write is pending)
-  bool staging_ =
-      false; // holds the OutputStage; the output buffer is empty meanwhile
-  bool holding_area_ = false; // the input borrows bytes from the ReadArea
-  // A large read into the ReadArea left part of a frame, which was copied out:
-  // large reads go to the input buffer until reads and frames line up again
-  // (see keep_input()).
-  bool large_reads_split_frames_ = false;
-  // False only when the buffer is known to be empty, which spares asking
-  // libevent (and a cache miss on the evbuffer) for every request.
-  bool input_may_hold_bytes_ = false;
-  bool output_may_hold_bytes_ = false;
-  bool eof_pending_ =
-      false; // the peer's end of stream waits for frames held back by output
-  OutputStage *stage_ = nullptr; // see output_stage()
-  ReadArea *area_ = nullptr;     // this thread's, looked up once
-  ReadSizer read_sizer_;
-  ConnectionStats stats_;
-  EventPtr idle_timer_;
-  std::chrono::steady_clock::time_point last_message_;
+    // What every read and reply touches comes first, so a request touches few cache lines.
+    EventLoop& loop_;
+    LoopCounters& counters_;
+    const ConnectionId id_;
+    std::shared_ptr<ConnectionGroup> group_;
+    BufferEventPtr bev_;
+    std::unique_ptr<Protocol> protocol_;
+    Buffer input_;
+    Buffer output_;
+    const int fd_;
+    int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
+    bool closing_ = false;
+    bool paused_for_output_ = false;  // above output_high_water: neither reading nor decoding
+    bool peer_ended_ = false;         // the peer's end of stream was read
+    bool lingering_ = false;          // output done, our stream ended, waiting for the peer's end
+    bool in_read_ = false;            // inside on_read: it flushes when done
+    bool flush_scheduled_ = false;    // a deferred flush is queued
+    bool write_armed_ = false;        // libevent's write event is on (a partial write is pending)
+    bool staging_ = false;            // holds the OutputStage; the output buffer is empty meanwhile
+    bool holding_area_ = false;       // the input borrows bytes from the ReadArea
+    // A large read into the ReadArea left part of a frame, which was copied out: large reads go to
+    // the input buffer until reads and frames line up again (see keep_input()).
+    bool large_reads_split_frames_ = false;
+    // False only when the buffer is known to be empty, which spares asking libevent (and a cache
+    // miss on the evbuffer) for every request.
+    bool input_may_hold_bytes_ = false;
+    bool output_may_hold_bytes_ = false;
+    bool eof_pending_ = false;      // the peer's end of stream waits for frames held back by output
+    OutputStage* stage_ = nullptr;  // see output_stage()
+    ReadArea* area_ = nullptr;      // this thread's, looked up once
+    ReadSizer read_sizer_;
+    ConnectionStats stats_;
+    EventPtr idle_timer_;
+    std::chrono::steady_clock::time_point last_message_;
 
-  const std::string peer_;
-  EndedFn on_ended_;
-  // The connection's own read event on the bufferevent's socket (see
-  // kMaxSingleRead); declared after bev_ so it is freed first.
-  EventPtr read_event_;
-  std::shared_ptr<bool> alive_ =
-      std::make_shared<bool>(true); // for deferred flushes
-  std::chrono::steady_clock::time_point linger_started_;
-  bool concluded_ = false;
-  bool finished_ = false;
-  CloseReason reason_ = CloseReason::app_closed;
+    const std::string peer_;
+    EndedFn on_ended_;
+    // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
+    // after bev_ so it is freed first.
+    EventPtr read_event_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
+    std::chrono::steady_clock::time_point linger_started_;
+    bool concluded_ = false;
+    bool finished_ = false;
+    CloseReason reason_ = CloseReason::app_closed;
 };
 
-// An exception from application code must not unwind through libevent's C
-// frames: it is logged and the connection that caused it is closed, as with any
-// other error on that connection. Every line above debug that names a
-// connection names its peer too, so that it can be traced without the
+// An exception from application code must not unwind through libevent's C frames: it is logged and
+// the connection that caused it is closed, as with any other error on that connection. Every line
+// above debug that names a connection names its peer too, so that it can be traced without the
 // debug-level open line.
-template <typename Fn> void TcpConnection::guarded(const char *what, Fn &&fn) {
-  try {
-    fn();
-  } catch (const std::exception &e) {
-    log(LogLevel::error, "listener=", group_->name, " conn=", id_,
-        " peer=", peer_, " ", what, " threw: ", e.what());
-    close(CloseMode::now, CloseReason::error);
-  } catch (...) {
-    log(LogLevel::error, "listener=", group_->name, " conn=", id_,
-        " peer=", peer_, " ", what, " threw");
-    close(CloseMode::now, CloseReason::error);
-  }
+template <typename Fn>
+void TcpConnection::guarded(const char* what, Fn&& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " ", what, " threw: ", e.what());
+        close(CloseMode::now, CloseReason::error);
+    } catch (...) {
+        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " ", what, " threw");
+        close(CloseMode::now, CloseReason::error);
+    }
 }
 
-} // namespace reactor
+}  // namespace reactor

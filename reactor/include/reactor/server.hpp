@@ -17,159 +17,138 @@ namespace reactor {
 
 class EventLoop;
 
-// What the application does with a listener's (or an outbound connection's)
-// traffic. Each callback runs on the connection's loop thread; any may be
-// empty.
+// What the application does with a listener's (or an outbound connection's) traffic. Each callback
+// runs on the connection's loop thread; any may be empty.
 struct Handlers {
-  std::function<void(Connection &)> on_open;
-  std::function<void(Connection &, Message &)> on_message;
-  std::function<void(Connection &, CloseReason)> on_close;
-  // The peer ended its stream (a half-close) and every frame it completed has
-  // been delivered; reading has stopped. Unset, the connection then closes,
-  // flushing its replies. Set, it stays open for writing until the application
-  // closes it: for replies that come later (from another thread or loop), which
-  // a close now would drop.
-  std::function<void(Connection &)> on_peer_closed;
-  // A client was refused at max_connections (it got the protocol's busy
-  // notice); peer is its address. For counting: no Connection exists.
-  std::function<void(const std::string &peer)> on_refused;
+    std::function<void(Connection&)> on_open;
+    std::function<void(Connection&, Message&)> on_message;
+    std::function<void(Connection&, CloseReason)> on_close;
+    // The peer ended its stream (a half-close) and every frame it completed has been delivered;
+    // reading has stopped. Unset, the connection then closes, flushing its replies. Set, it stays
+    // open for writing until the application closes it: for replies that come later (from another
+    // thread or loop), which a close now would drop.
+    std::function<void(Connection&)> on_peer_closed;
+    // A client was refused at max_connections (it got the protocol's busy notice); peer is its
+    // address. For counting: no Connection exists.
+    std::function<void(const std::string& peer)> on_refused;
 };
 
 // Per-connection limits. Zero disables a limit.
 struct ConnectionLimits {
-  std::size_t max_connections =
-      0; // per listener; extra connections get busy_notice()
-  std::chrono::milliseconds idle_timeout{
-      0}; // no complete message for this long: close
-  std::size_t output_high_water =
-      4 << 20; // pending output above this: stop reading
-  std::size_t output_limit =
-      64 << 20; // pending output above this: close (output overflow)
+    std::size_t max_connections = 0;            // per listener; extra connections get busy_notice()
+    std::chrono::milliseconds idle_timeout{0};  // no complete message for this long: close
+    std::size_t output_high_water = 4 << 20;    // pending output above this: stop reading
+    std::size_t output_limit = 64 << 20;  // pending output above this: close (output overflow)
 };
 
-// How a listener spreads connections over the server's loops (no difference
-// with one loop).
+// How a listener spreads connections over the server's loops (no difference with one loop).
 enum class AcceptMode {
-  reuse_port,  // one listening socket per loop (SO_REUSEPORT); the kernel
-               // spreads connections
-  round_robin, // one listening socket on the first loop, which hands
-               // connections out in turn
+    reuse_port,   // one listening socket per loop (SO_REUSEPORT); the kernel spreads connections
+    round_robin,  // one listening socket on the first loop, which hands connections out in turn
 };
 
 struct ListenOptions {
-  std::string name = "default";
-  Endpoint endpoint;
-  int backlog = 1024;
-  AcceptMode accept =
-      AcceptMode::reuse_port; // Unix sockets always use round_robin
-  // false: listen() fails (EADDRINUSE) when another process listens on the TCP
-  // port, even one that would let this one join it with SO_REUSEPORT. true:
-  // bind with SO_REUSEPORT (with any number of loops) and join such a process,
-  // to hand a port over from one process to the next.
-  bool share_port = false;
-  std::shared_ptr<const ProtocolFactory> protocol; // null: raw
-  Handlers handlers;
-  ConnectionLimits limits;
+    std::string name = "default";
+    Endpoint endpoint;
+    int backlog = 1024;
+    AcceptMode accept = AcceptMode::reuse_port;  // Unix sockets always use round_robin
+    // false: listen() fails (EADDRINUSE) when another process listens on the TCP port, even one
+    // that would let this one join it with SO_REUSEPORT. true: bind with SO_REUSEPORT (with any
+    // number of loops) and join such a process, to hand a port over from one process to the next.
+    bool share_port = false;
+    std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
+    Handlers handlers;
+    ConnectionLimits limits;
 };
 
 struct ConnectOptions {
-  std::string name = "outbound";
-  Endpoint endpoint;
-  std::chrono::milliseconds timeout{5000};
-  std::shared_ptr<const ProtocolFactory> protocol; // null: raw
-  Handlers handlers;
-  ConnectionLimits limits;
+    std::string name = "outbound";
+    Endpoint endpoint;
+    std::chrono::milliseconds timeout{5000};
+    std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
+    Handlers handlers;
+    ConnectionLimits limits;
 };
 
 // A snapshot of one connection, for listings.
 struct ConnectionInfo {
-  ConnectionId id = 0;
-  std::string listener;
-  std::string peer;
-  std::size_t loop = 0;
-  ConnectionStats stats;
+    ConnectionId id = 0;
+    std::string listener;
+    std::string peer;
+    std::size_t loop = 0;
+    ConnectionStats stats;
 };
 
 // Counters of one loop.
 struct LoopStats {
-  std::size_t connections = 0;
-  std::uint64_t messages = 0;
-  std::chrono::microseconds lag{
-      0}; // how late the loop ran its last 100 ms probe timer
+    std::size_t connections = 0;
+    std::uint64_t messages = 0;
+    std::chrono::microseconds lag{0};  // how late the loop ran its last 100 ms probe timer
 };
 
-// Owns listeners and connections on one or more loops, and routes sends by
-// connection id. Loop 0 is the loop given to the constructor; with threads > 1
-// the server starts threads - 1 more loops, each on its own thread. A
-// connection stays on the loop that accepted it for its whole life, and its
-// handlers run on that loop's thread: with several loops, handlers run
-// concurrently.
+// Owns listeners and connections on one or more loops, and routes sends by connection id. Loop 0 is
+// the loop given to the constructor; with threads > 1 the server starts threads - 1 more loops,
+// each on its own thread. A connection stays on the loop that accepted it for its whole life, and
+// its handlers run on that loop's thread: with several loops, handlers run concurrently.
 //
-// Threading: send(), send_raw(), close(), broadcast(), connection_count(),
-// listener_of(), collect_connections() and loop_stats() are safe from any
-// thread; they post to the owning loop when called elsewhere. listen(),
-// connect() and shutdown() belong to loop 0's thread (or any thread before loop
-// 0 runs). find() and for_each() see the calling loop's own connections.
-// Destroy the server on loop 0's thread or after loop 0 stopped.
+// Threading: send(), send_raw(), close(), broadcast(), connection_count(), listener_of(),
+// collect_connections() and loop_stats() are safe from any thread; they post to the owning loop
+// when called elsewhere.
+// listen(), connect() and shutdown() belong to loop 0's thread (or any thread before loop 0 runs).
+// find() and for_each() see the calling loop's own connections. Destroy the server on loop 0's
+// thread or after loop 0 stopped.
 class Server {
-public:
-  explicit Server(EventLoop &loop, unsigned threads = 1);
-  ~Server();
-  Server(const Server &) = delete;
-  Server &operator=(const Server &) = delete;
+  public:
+    explicit Server(EventLoop& loop, unsigned threads = 1);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
 
-  // Binds and starts accepting; returns the bound endpoint (the real port when
-  // port was 0). Throws std::system_error when the address cannot be bound.
-  Endpoint listen(ListenOptions options);
+    // Binds and starts accepting; returns the bound endpoint (the real port when port was 0).
+    // Throws std::system_error when the address cannot be bound.
+    Endpoint listen(ListenOptions options);
 
-  // Opens an outbound connection; done(id, "") once connected (after on_open),
-  // or done(0, error) on failure or timeout.
-  void
-  connect(ConnectOptions options,
-          std::function<void(ConnectionId, const std::string &error)> done);
+    // Opens an outbound connection; done(id, "") once connected (after on_open), or done(0, error)
+    // on failure or timeout.
+    void connect(ConnectOptions options,
+                 std::function<void(ConnectionId, const std::string& error)> done);
 
-  // Frames payload with the connection's protocol and queues it. False when the
-  // id is unknown or already closed. Any thread.
-  bool send(ConnectionId id, std::string_view payload);
-  // Queues bytes unframed. Any thread.
-  bool send_raw(ConnectionId id, std::string_view bytes);
-  // Closes a connection with reason "kicked" unless another is given. Any
-  // thread.
-  bool close(ConnectionId id, CloseMode mode = CloseMode::flush,
-             CloseReason reason = CloseReason::kicked);
-  // Sends payload to every open connection (of one listener when listener is
-  // not empty). Returns how many connections it was queued for. Any thread.
-  std::size_t broadcast(std::string_view payload,
-                        std::string_view listener = {});
-  // Open connections. Any thread.
-  std::size_t connection_count() const;
-  // The name of the listener of an open connection; empty when the id is
-  // unknown. Any thread.
-  std::string listener_of(ConnectionId id) const;
+    // Frames payload with the connection's protocol and queues it. False when the id is unknown or
+    // already closed. Any thread.
+    bool send(ConnectionId id, std::string_view payload);
+    // Queues bytes unframed. Any thread.
+    bool send_raw(ConnectionId id, std::string_view bytes);
+    // Closes a connection with reason "kicked" unless another is given. Any thread.
+    bool close(ConnectionId id, CloseMode mode = CloseMode::flush,
+               CloseReason reason = CloseReason::kicked);
+    // Sends payload to every open connection (of one listener when listener is not empty). Returns
+    // how many connections it was queued for. Any thread.
+    std::size_t broadcast(std::string_view payload, std::string_view listener = {});
+    // Open connections. Any thread.
+    std::size_t connection_count() const;
+    // The name of the listener of an open connection; empty when the id is unknown. Any thread.
+    std::string listener_of(ConnectionId id) const;
 
-  // The live connection with this id on the calling loop, or null. Loop thread.
-  Connection *find(ConnectionId id);
-  // Calls fn for each open connection of the calling loop. Loop thread.
-  void for_each(const std::function<void(Connection &)> &fn);
-  // Gathers a snapshot of every open connection on every loop and calls done
-  // with it, on the thread of the loop that answered last. Any thread; never
-  // blocks.
-  void
-  collect_connections(std::function<void(std::vector<ConnectionInfo>)> done);
-  // Per-loop counters, index = loop number. Any thread.
-  std::vector<LoopStats> loop_stats() const;
-  std::size_t loop_count() const;
+    // The live connection with this id on the calling loop, or null. Loop thread.
+    Connection* find(ConnectionId id);
+    // Calls fn for each open connection of the calling loop. Loop thread.
+    void for_each(const std::function<void(Connection&)>& fn);
+    // Gathers a snapshot of every open connection on every loop and calls done with it, on the
+    // thread of the loop that answered last. Any thread; never blocks.
+    void collect_connections(std::function<void(std::vector<ConnectionInfo>)> done);
+    // Per-loop counters, index = loop number. Any thread.
+    std::vector<LoopStats> loop_stats() const;
+    std::size_t loop_count() const;
 
-  // Stops accepting, closes every connection with reason "shutdown" (flushing
-  // output), and calls done on loop 0 once the last one is gone on every loop.
-  // Loop 0's thread.
-  void shutdown(std::function<void()> done = {});
+    // Stops accepting, closes every connection with reason "shutdown" (flushing output), and calls
+    // done on loop 0 once the last one is gone on every loop. Loop 0's thread.
+    void shutdown(std::function<void()> done = {});
 
-  EventLoop &loop() const;
+    EventLoop& loop() const;
 
-private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
-} // namespace reactor
+}  // namespace reactor
