@@ -147,4 +147,12 @@ bool LengthProtocol::encode_to(std::string_view payload, std::string& out) {
     return true;
 }
 
+std::string LengthProtocol::busy_notice() const {
+    constexpr std::string_view notice = "ERR max connections reached";
+    if (notice.size() > max_payload()) return {};
+    std::string framed;
+    encode_to(notice, framed);
+    return framed;
+}
+
 }  // namespace reactor::protocols

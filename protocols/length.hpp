@@ -49,6 +49,9 @@ class LengthProtocol final : public Protocol {
     void encode(std::string_view payload, Buffer& out) override;
     bool encode_to(std::string_view payload, std::string& out) override;
     std::size_t max_payload() const override;
+    // "ERR max connections reached" in a frame of its own, or nothing where the length field
+    // cannot carry it.
+    std::string busy_notice() const override;
 
   private:
     // The length field of a payload of this size, in its first field_length bytes; throws

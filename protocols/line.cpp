@@ -136,4 +136,8 @@ bool LineProtocol::encode_to(std::string_view payload, std::string& out) {
     return true;
 }
 
+std::string LineProtocol::busy_notice() const {
+    return "ERR max connections reached" + settings_.delimiter;
+}
+
 }  // namespace reactor::protocols

@@ -43,6 +43,8 @@ class LineProtocol final : public Protocol {
     Decoded decode(Buffer& in, MessageSink& out) override;
     void encode(std::string_view payload, Buffer& out) override;
     bool encode_to(std::string_view payload, std::string& out) override;
+    // "ERR max connections reached" and the delimiter.
+    std::string busy_notice() const override;
 
   private:
     // Without a whole ending in the buffer: whether one could still start at or before max_line.

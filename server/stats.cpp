@@ -27,6 +27,7 @@ std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
     nlohmann::json out = nlohmann::json::object();
     std::uint64_t connections = 0;
     std::uint64_t messages = 0;
+    std::uint64_t rejected = 0;  // redis's rejected_connections
     nlohmann::json per = nlohmann::json::object();
     nlohmann::json closed = nlohmann::json::object();
     for (const auto& [name, s] : listeners_) {
@@ -38,8 +39,10 @@ std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
         per[name] = {
             {"connections", s->open.load()},           {"accepted", s->accepted.load()},
             {"messages", s->messages.load()},          {"bytes_in_closed", s->bytes_in.load()},
-            {"bytes_out_closed", s->bytes_out.load()}, {"closed", by_reason}};
+            {"bytes_out_closed", s->bytes_out.load()}, {"closed", by_reason},
+            {"rejected", s->refusals.load()}};
         connections += s->open.load();
+        rejected += s->refusals.load();
         messages += s->messages.load();
         for (const auto& [reason, n] : by_reason)
             closed[reason] = closed.value(reason, std::uint64_t{0}) + n;
@@ -52,6 +55,7 @@ std::string Stats::to_json(const std::vector<reactor::LoopStats>& loops) const {
     }
     out["connections"] = connections;
     out["messages"] = messages;
+    out["rejected_connections"] = rejected;
     out["closed"] = closed;
     out["listeners"] = per;
     out["loops"] = per_loop;

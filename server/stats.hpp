@@ -24,6 +24,7 @@ class Stats {
       public:
         void opened();
         void message() { messages.fetch_add(1, std::memory_order_relaxed); }
+        void refused() { refusals.fetch_add(1, std::memory_order_relaxed); }
         void closed(const reactor::Connection& conn, reactor::CloseReason reason);
 
       private:
@@ -31,6 +32,7 @@ class Stats {
         std::atomic<std::uint64_t> open{0};
         std::atomic<std::uint64_t> accepted{0};
         std::atomic<std::uint64_t> messages{0};
+        std::atomic<std::uint64_t> refusals{0};  // at max_connections
         std::atomic<std::uint64_t> bytes_in{0};   // of closed connections
         std::atomic<std::uint64_t> bytes_out{0};  // of closed connections
         mutable std::mutex closed_mutex;
@@ -41,7 +43,8 @@ class Stats {
     Listener& add_listener(const std::string& name);
     bool has_listener(const std::string& name) const { return listeners_.count(name) != 0; }
 
-    // {"connections": N, "messages": N, "closed": {reason: N}, "listeners": {...}, "loops": [...]}
+    // {"connections": N, "messages": N, "rejected_connections": N, "closed": {reason: N},
+    //  "listeners": {...}, "loops": [...]}
     std::string to_json(const std::vector<reactor::LoopStats>& loops) const;
 
   private:

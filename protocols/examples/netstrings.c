@@ -176,6 +176,11 @@ static void netstrings_encode(void* instance, const char* payload, size_t size,
     out->append(out->host, ",", 1);
 }
 
+static void netstrings_busy_notice(void* instance, const reactor_protocol_writer* out) {
+    static const char notice[] = "ERR max connections reached";
+    netstrings_encode(instance, notice, sizeof notice - 1, out);
+}
+
 static const reactor_protocol_v1 netstrings_protocol = {
     .abi_version = REACTOR_PROTOCOL_ABI_VERSION,
     .struct_size = sizeof(reactor_protocol_v1),
@@ -187,7 +192,7 @@ static const reactor_protocol_v1 netstrings_protocol = {
     .decode = netstrings_decode,
     .decode_eof = netstrings_decode_eof,
     .encode = netstrings_encode,
-    .busy_notice = NULL,
+    .busy_notice = netstrings_busy_notice,
 };
 
 REACTOR_PROTOCOL_PLUGIN_EXPORT const reactor_protocol_v1* reactor_protocol_plugin(void) {

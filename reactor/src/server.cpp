@@ -119,6 +119,7 @@ Server::~Server() {
             s->lag_probe.cancel();
             for (auto& listener : s->listeners) listener->close();
             s->listeners.clear();
+            s->refusing.clear();
             auto live = std::move(s->live);
             auto lingering = std::move(s->lingering);
             s->live.clear();

@@ -2,10 +2,14 @@
 // per loop, the max_connections refusal), outbound connects, and adoption (id, id table, start).
 // The rest of the Server is in server.cpp.
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "connector.hpp"
 #include "log_rates.hpp"
@@ -18,6 +22,12 @@ namespace reactor {
 namespace {
 // Ids are unique in the process, across servers and loops, and never reused.
 std::atomic<ConnectionId> g_next_id{1};
+
+// Refused sockets waiting for their notice to go out, per loop; the same linger as any close
+// (see TcpConnection::linger), polled as often.
+constexpr std::size_t kMaxRefusing = 64;
+constexpr std::chrono::seconds kRefusalLinger{2};
+constexpr std::chrono::milliseconds kRefusalPoll{20};
 
 std::shared_ptr<ConnectionGroup> make_group(std::string name,
                                             std::shared_ptr<const ProtocolFactory> protocol,
@@ -44,8 +54,19 @@ void Server::Impl::accept(Shard& shard, int fd, const std::string& peer_text, bo
         if (!notice.empty()) {
             [[maybe_unused]] const auto n = ::send(fd, notice.data(), notice.size(), MSG_NOSIGNAL);
         }
-        ::close(fd);
-        log_refusal(*group, peer_text);
+        close_refused(shard, fd);
+        log_refusal(shard, group, peer_text);
+        if (group->handlers.on_refused) {
+            try {
+                group->handlers.on_refused(peer_text);
+            } catch (const std::exception& e) {
+                log_limited(log_rates::handler_threw(), "listener=", group->name,
+                            " on_refused threw: ", e.what());
+            } catch (...) {
+                log_limited(log_rates::handler_threw(), "listener=", group->name,
+                            " on_refused threw");
+            }
+        }
         return;
     }
     BufferEventPtr bev(bufferevent_socket_new(static_cast<event_base*>(shard.loop->native_handle()),
@@ -57,16 +78,107 @@ void Server::Impl::accept(Shard& shard, int fd, const std::string& peer_text, bo
     adopt(shard, std::move(bev), peer_text, group, tcp);
 }
 
-void Server::Impl::log_refusal(ConnectionGroup& group, const std::string& peer) {
-    // A flood of refused clients must not become a flood of log lines (nor block on stderr).
-    const std::uint64_t refused = group.refused.fetch_add(1) + 1;
+RefusedSocket::RefusedSocket(Shard& owner, int socket) : shard(owner), fd(socket) {}
+
+RefusedSocket::~RefusedSocket() {
+    event.reset();
+    ::close(fd);
+}
+
+void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
+    auto* self = static_cast<RefusedSocket*>(arg);
+    if (what & EV_READ) {
+        char sink[4096];
+        for (int reads = 0; reads < 16; ++reads) {
+            const ssize_t got = ::recv(self->fd, sink, sizeof sink, 0);
+            if (got > 0) continue;
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            end(self->shard, self->fd);  // end of stream, or a reset
+            return;
+        }
+    }
+    // Done once the peer's kernel has the notice and no input waits just now, or at the deadline.
+    int unsent = 0;
+    if (::ioctl(self->fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
+    if (unsent == 0 || std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
+        end(self->shard, self->fd);
+    }
+}
+
+void Server::Impl::close_refused(Shard& shard, int fd) {
+    if (shard.refusing.size() >= kMaxRefusing || ::shutdown(fd, SHUT_WR) != 0) {
+        ::close(fd);
+        return;
+    }
+    auto refused = std::make_unique<RefusedSocket>(shard, fd);
+    refused->event.reset(event_new(static_cast<event_base*>(shard.loop->native_handle()), fd,
+                                   EV_READ | EV_PERSIST, &RefusedSocket::on_event, refused.get()));
+    if (!refused->event) return;  // closed by its destructor
+    // A persistent event's timeout restarts with each activation: it is the polling interval.
+    const timeval poll = to_timeval(kRefusalPoll);
+    event_add(refused->event.get(), &poll);
+    auto* raw = refused.get();
+    shard.refusing.emplace(fd, std::move(refused));
+    RefusedSocket::on_event(fd, EV_READ, raw);
+}
+
+void RefusedSocket::end(Shard& shard, int fd) {
+    const auto it = shard.refusing.find(fd);
+    if (it == shard.refusing.end()) return;
+    RefusedSocket* doomed = it->second.release();
+    shard.refusing.erase(it);
+    event_del(doomed->event.get());
+    // The descriptor stays open until then, so no new socket can take its number meanwhile.
+    shard.loop->defer([doomed] { delete doomed; });
+}
+
+void Server::Impl::log_refusal(Shard& shard, const std::shared_ptr<ConnectionGroup>& group,
+                               const std::string& peer) {
+    // A flood of refused clients must not become a flood of log lines (nor block on stderr), and
+    // none of them may go unreported.
+    group->refused.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::steady_clock::now().time_since_epoch())
                                  .count();
-    std::int64_t last = group.refusal_logged_ms.load();
-    if (now - last < 1000 || !group.refusal_logged_ms.compare_exchange_strong(last, now)) return;
+    std::int64_t wait_ms = 0;
+    {
+        std::lock_guard lock(group->refusal_mutex);
+        ++group->refused_unlogged;
+        group->last_refused_peer = peer;
+        if (now - group->refusal_logged_ms < 1000) {
+            if (group->refusal_report_armed) return;
+            group->refusal_report_armed = true;
+            wait_ms = 1000 - (now - group->refusal_logged_ms);
+        }
+    }
+    if (wait_ms == 0) {
+        report_refusals(*group);
+        return;
+    }
+    shard.loop->run_after(std::chrono::milliseconds(wait_ms),
+                          [weak = std::weak_ptr<Impl*>(alive), group] {
+                              if (weak.lock()) report_refusals(*group);
+                          });
+}
+
+void Server::Impl::report_refusals(ConnectionGroup& group) {
+    std::uint64_t count = 0;
+    std::string peer;
+    {
+        std::lock_guard lock(group.refusal_mutex);
+        group.refusal_report_armed = false;
+        if (group.refused_unlogged == 0) return;
+        count = group.refused_unlogged;
+        group.refused_unlogged = 0;
+        peer = group.last_refused_peer;
+        group.refusal_logged_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count();
+    }
     log(LogLevel::warn, "listener=", group.name, " max_connections ", group.limits.max_connections,
-        " reached: refused ", peer, " (", refused, " refused so far)");
+        " reached: refused ", count, count == 1 ? " connection" : " connections",
+        " since the last report, the last from ", peer, " (",
+        group.refused.load(std::memory_order_relaxed), " in all)");
 }
 
 ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string peer,

@@ -18,6 +18,26 @@
 
 namespace reactor {
 
+struct Shard;
+
+// A socket refused at max_connections after its notice: its write side is shut, and its input is
+// read and dropped until the peer ends its stream, the notice is delivered, or a short deadline,
+// so that closing it does not reset the connection under the notice. (server_accept.cpp)
+struct RefusedSocket {
+    RefusedSocket(Shard& shard, int fd);
+    ~RefusedSocket();
+    RefusedSocket(const RefusedSocket&) = delete;
+    RefusedSocket& operator=(const RefusedSocket&) = delete;
+    static void on_event(evutil_socket_t, short what, void* arg);
+    // The refused socket is done with: destroyed after this callback.
+    static void end(Shard& shard, int fd);
+
+    Shard& shard;
+    const int fd;
+    EventPtr event;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
 // One loop and what lives on it. Everything but the counters belongs to that loop's thread.
 struct Shard {
     std::size_t index = 0;
@@ -28,6 +48,9 @@ struct Shard {
     // Closed connections whose sockets still linger (see TcpConnection::linger).
     std::unordered_map<ConnectionId, std::unique_ptr<TcpConnection>> lingering;
     std::vector<std::unique_ptr<Listener>> listeners;
+    // Refused sockets still waiting for their notice to go out, by descriptor; at most
+    // kMaxRefusing at a time (beyond, a refused socket is closed at once).
+    std::unordered_map<int, std::unique_ptr<RefusedSocket>> refusing;
     LoopCounters counters;
     TimerHandle lag_probe;
     bool drained = false;  // reported empty during shutdown
@@ -150,8 +173,15 @@ struct Server::Impl {
     void accept(Shard& shard, int fd, const std::string& peer_text, bool tcp,
                 const std::shared_ptr<ConnectionGroup>& group);
 
-    // Logs a refusal at most once a second per listener, with the count so far.
-    static void log_refusal(ConnectionGroup& group, const std::string& peer);
+    // A refused socket, its notice written: closed gracefully (RefusedSocket), or at once when
+    // too many are already waiting.
+    void close_refused(Shard& shard, int fd);
+
+    // Counts a refusal and logs at most one line a second per listener, with the refusals since
+    // the previous line; a timer on the shard's loop writes the line that ends a burst.
+    void log_refusal(Shard& shard, const std::shared_ptr<ConnectionGroup>& group,
+                     const std::string& peer);
+    static void report_refusals(ConnectionGroup& group);
 
     // Measures how late the shard's loop runs a 100 ms timer: LoopStats::lag.
     void start_lag_probe(Shard& shard);

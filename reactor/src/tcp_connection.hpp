@@ -7,6 +7,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "libevent_handles.hpp"
@@ -35,9 +36,15 @@ struct ConnectionGroup {
     Handlers handlers;
     ConnectionLimits limits;
     std::atomic<std::size_t> open{0};  // over all loops
-    // Refusals at max_connections are logged at most once a second, with how many there were.
+    // Refusals at max_connections: counted, and logged at most once a second with how many there
+    // were since the last line; a timer writes the line that ends a burst (Server::Impl::
+    // log_refusal). The rest is guarded by refusal_mutex: refusals come from every loop.
     std::atomic<std::uint64_t> refused{0};
-    std::atomic<std::int64_t> refusal_logged_ms{-1000000};
+    std::mutex refusal_mutex;
+    std::uint64_t refused_unlogged = 0;
+    std::string last_refused_peer;
+    std::int64_t refusal_logged_ms = -1000000;
+    bool refusal_report_armed = false;
 };
 
 // Counters of the loop a connection lives on, read from any thread; messages is written by the
@@ -224,18 +231,20 @@ class TcpConnection final : public Connection, private MessageSink {
 };
 
 // An exception from application code must not unwind through libevent's C frames: it is logged and
-// the connection that caused it is closed, as with any other error on that connection.
+// the connection that caused it is closed, as with any other error on that connection. Every line
+// above debug that names a connection names its peer too, so that it can be traced without the
+// debug-level open line.
 template <typename Fn>
 void TcpConnection::guarded(const char* what, Fn&& fn) {
     try {
         fn();
     } catch (const std::exception& e) {
-        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_, " ", what,
-                    " threw: ", e.what());
+        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " ", what, " threw: ", e.what());
         close(CloseMode::now, CloseReason::error);
     } catch (...) {
-        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_, " ", what,
-                    " threw");
+        log_limited(log_rates::handler_threw(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " ", what, " threw");
         close(CloseMode::now, CloseReason::error);
     }
 }

@@ -392,3 +392,86 @@ TEST_CASE("a connection whose input waits while its idle timer falls due is not 
     ::close(stall_pipe[0]);
     ::close(stall_pipe[1]);
 }
+
+namespace {
+
+// Raw framing with a refusal notice.
+class Noticed final : public reactor::Protocol {
+  public:
+    reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
+        const std::size_t n = in.size();
+        reactor::Message message;
+        message.payload = in.peek(n);
+        out.deliver(message);
+        in.drain(n);
+        return reactor::Decoded::frame();
+    }
+    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    std::string busy_notice() const override { return "BUSY\n"; }
+};
+
+class NoticedFactory final : public reactor::ProtocolFactory {
+  public:
+    std::string_view name() const override { return "raw-with-notice"; }
+    std::unique_ptr<reactor::Protocol> create() const override {
+        return std::make_unique<Noticed>();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a refused client that sent at once reads the notice and the end of stream, no reset") {
+    std::atomic<int> refusals{0};
+    reactor::ListenOptions options;
+    options.limits.max_connections = 1;
+    options.protocol = std::make_shared<NoticedFactory>();
+    ServerHarness h{test::NoListener{}};
+    options.handlers = test::echo_handlers(h.events);
+    options.handlers.on_refused = [&](const std::string& peer) {
+        CHECK(peer.rfind("127.0.0.1:", 0) == 0);
+        ++refusals;
+    };
+    h.listen_primary(std::move(options));
+    auto [admitted, id] = h.connect_and_wait_open();
+
+    constexpr int kRefused = 10;
+    std::vector<TestClient> refused;
+    // The loop waits while the clients connect and send, so their bytes are in the server's
+    // socket before it accepts and refuses them: closing such a socket at once resets it.
+    std::promise<void> sent;
+    auto sent_future = sent.get_future().share();
+    h.loop.post([sent_future] { sent_future.wait_for(10s); });
+    for (int i = 0; i < kRefused; ++i) {
+        refused.push_back(h.connect());
+        REQUIRE(refused.back().send_all("PING\r\nPING\r\n"));
+    }
+    sent.set_value();
+    for (auto& client : refused) {
+        const auto got = client.read_until_eof(5s);
+        INFO("read ended: " << test::to_string(got.end) << " errno " << got.error);
+        CHECK(got.end == test::ReadEnd::complete);
+        CHECK(got.data == "BUSY\n");
+    }
+    CHECK(test::eventually([&] { return refusals.load() == kRefused; }));
+    REQUIRE(admitted.send_all("still served"));
+    CHECK(admitted.read_exactly(12).data == "still served");
+}
+
+TEST_CASE("refused sockets that neither read nor close do not pile up") {
+    reactor::ListenOptions options;
+    options.limits.max_connections = 1;
+    options.protocol = std::make_shared<NoticedFactory>();
+    ServerHarness h(std::move(options));
+    auto [admitted, id] = h.connect_and_wait_open();
+    const int baseline = test::count_open_fds();
+    std::vector<TestClient> refused;
+    // More than the server keeps lingering at once, each sending and never closing.
+    for (int i = 0; i < 150; ++i) {
+        refused.push_back(h.connect());
+        refused.back().send_all(std::string(1000, 'x'));
+    }
+    // The server's side of each is closed (within the linger deadline): only the clients' own
+    // descriptors remain.
+    CHECK(test::eventually([&] { return test::count_open_fds() == baseline + 150; }, 10s));
+    for (auto& client : refused) CHECK(client.read_exactly(5, 5s).data == "BUSY\n");
+}

@@ -28,6 +28,9 @@ struct Handlers {
     // open for writing until the application closes it: for replies that come later (from another
     // thread or loop), which a close now would drop.
     std::function<void(Connection&)> on_peer_closed;
+    // A client was refused at max_connections (it got the protocol's busy notice); peer is its
+    // address. For counting: no Connection exists.
+    std::function<void(const std::string& peer)> on_refused;
 };
 
 // Per-connection limits. Zero disables a limit.
@@ -48,7 +51,7 @@ struct ListenOptions {
     std::string name = "default";
     Endpoint endpoint;
     int backlog = 1024;
-    AcceptMode accept = AcceptMode::reuse_port;       // Unix sockets always use round_robin
+    AcceptMode accept = AcceptMode::reuse_port;  // Unix sockets always use round_robin
     // false: listen() fails (EADDRINUSE) when another process listens on the TCP port, even one
     // that would let this one join it with SO_REUSEPORT. true: bind with SO_REUSEPORT (with any
     // number of loops) and join such a process, to hand a port over from one process to the next.
