@@ -475,3 +475,43 @@ TEST_CASE("refused sockets that neither read nor close do not pile up") {
     CHECK(test::eventually([&] { return test::count_open_fds() == baseline + 150; }, 10s));
     for (auto& client : refused) CHECK(client.read_exactly(5, 5s).data == "BUSY\n");
 }
+
+TEST_CASE("the refusal log reports every refusal of a burst, the tail by a later line") {
+    int log_pipe[2];
+    REQUIRE(::pipe(log_pipe) == 0);
+    const int previous = reactor::set_log_fd(log_pipe[1]);
+    reactor::ListenOptions options;
+    options.name = "tail";
+    options.limits.max_connections = 1;
+    options.protocol = std::make_shared<NoticedFactory>();
+    {
+        ServerHarness h(std::move(options));
+        auto [admitted, id] = h.connect_and_wait_open();
+        for (int i = 0; i < 5; ++i) {
+            TestClient refused = h.connect();
+            CHECK(refused.read_until_eof(5s).data == "BUSY\n");
+        }
+        // The first refusal is logged at once; the four within the same second by the line that
+        // ends the burst, about a second later.
+        std::string logged;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (logged.find("refused 4 connections since the last report") == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline) {
+            pollfd readable{log_pipe[0], POLLIN, 0};
+            if (::poll(&readable, 1, 100) != 1) continue;
+            char chunk[4096];
+            const ssize_t n = ::read(log_pipe[0], chunk, sizeof chunk);
+            if (n > 0) logged.append(chunk, static_cast<std::size_t>(n));
+        }
+        INFO("log: " << logged);
+        CHECK(logged.find("listener=tail max_connections 1 reached: refused 1 connection since "
+                          "the last report") != std::string::npos);
+        CHECK(
+            logged.find("refused 4 connections since the last report, the last from 127.0.0.1:") !=
+            std::string::npos);
+        CHECK(logged.find("(5 in all)") != std::string::npos);
+    }
+    reactor::set_log_fd(previous);
+    ::close(log_pipe[0]);
+    ::close(log_pipe[1]);
+}
