@@ -150,8 +150,9 @@ bool LengthProtocol::encode_to(std::string_view payload, std::string& out) {
 std::string LengthProtocol::busy_notice() const {
     constexpr std::string_view notice = "ERR max connections reached";
     if (notice.size() > max_payload()) return {};
-    std::string framed;
-    encode_to(notice, framed);
+    const auto field = length_field(notice.size());
+    std::string framed(reinterpret_cast<const char*>(field.data()), settings_.field_length);
+    framed.append(notice);
     return framed;
 }
 
