@@ -237,6 +237,25 @@ class SessionLimits(ServerCase):
             s.close()
 
 
+class DefaultSessionLimits(ServerCase):
+    config = {"admin": {"port": 0, "token": TOKEN}, "listeners": [listener("line", "line", "echo")]}
+
+    def test_defaults_cap_waiting_sessions_and_delay_a_wrong_token(self):
+        idle = [connect(self.port) for _ in range(4)]
+        for s in idle:
+            self.assertEqual(line(s), b"reactord admin: auth TOKEN first\n")
+        fifth = connect(self.port)
+        self.assertEqual(closed_by_server(fifth),
+                         b"ERR too many sessions waiting to authenticate (at most 4)\n")
+        started = time.monotonic()
+        idle[0].sendall(b"auth wrong\nauth wrong\n")
+        self.assertEqual(line(idle[0]), b"ERR invalid token\n")
+        self.assertEqual(line(idle[0]), b"ERR invalid token\n")
+        self.assertGreaterEqual(time.monotonic() - started, 0.9)
+        for s in idle + [fifth]:
+            s.close()
+
+
 # --- wrong tokens ----------------------------------------------------------------------------------
 
 class WrongTokens(ServerCase):
