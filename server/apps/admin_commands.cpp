@@ -146,8 +146,8 @@ const char* AdminCommands::help_text() {
            "  kick ID                  close connection ID\n"
            "  stats                    counters as JSON\n"
            "  help                     this text\n"
-           "  quit                     end this session\n"
-           "  auth TOKEN               (first, when the console has a token) authenticate\n";
+           "  auth TOKEN               authenticate (first, when the console has a token)\n"
+           "  quit                     end this session\n";
 }
 
 void AdminCommands::execute(std::string_view line, Respond respond) {

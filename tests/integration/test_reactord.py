@@ -534,6 +534,8 @@ class Admin(ServerTestCase):
         self.assertEqual(self.command(s, "sendhex %d 615f605d5b64" % by_listener["raw"]), "OK\n")
         self.assertEqual(recv_exactly(raw_client, 6), bytes([97, 95, 96, 93, 91, 100]))
         self.assertEqual(self.command(s, "sendhex %d 6g" % by_listener["raw"]),
+                         "ERR bad hex: 'g' at position 1 is not a hex digit\n")
+        self.assertEqual(self.command(s, "sendhex %d 616" % by_listener["raw"]),
                          "ERR bad hex: expected an even number of hex digits\n")
         self.assertEqual(self.command(s, "send 999999 x"), "ERR no connection 999999\n")
         self.assertEqual(self.command(s, "broadcast echo all"), "OK sent to 1\n")
@@ -573,9 +575,10 @@ class AdminToken(ServerTestCase):
         self.assertIn(b"auth TOKEN", recv_until(s, b"\n"))
         s.sendall(b"list\n")
         self.assertEqual(recv_until(s, b"\n"), b"ERR authentication required\n")
-        s.sendall(b"auth wrong\n")
-        self.assertEqual(recv_until(s, b"\n"), b"ERR invalid token\n")
-        self.assertEqual(recv_to_eof(s), b"")
+        # Each wrong token is delayed; the third closes the session (test_admin.py).
+        s.sendall(b"auth wrong\n" * 3)
+        self.assertEqual(recv_to_eof(s), b"ERR invalid token\n" * 3 +
+                         b"ERR too many failed attempts\n")
         s = connect(self.server.ports["admin"])
         recv_until(s, b"\n")
         s.sendall(b"auth s3cret\nlist\n")
