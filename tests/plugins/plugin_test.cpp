@@ -212,7 +212,7 @@ TEST_CASE("netstrings encodes what it decodes") {
     const DecodeOutcome outcome = decode_all(*protocol, wire, sink);
     CHECK_FALSE(outcome.failed);
     CHECK(sink.payloads == std::vector<std::string>{"hello", binary, big, ""});
-    CHECK(protocol->busy_notice().empty());
+    CHECK(protocol->busy_notice() == "27:ERR max connections reached,");
 }
 
 TEST_CASE("netstrings options are validated and errors name the option") {
