@@ -220,8 +220,8 @@ bool TcpConnection::read_pending_input() {
 }
 
 void TcpConnection::fail(const char* operation, int error) {
-    log_limited(log_rates::socket_error(), "listener=", group_->name, " conn=", id_,
-                " peer=", peer_, " ", operation, " failed: ", std::strerror(error));
+    log_limited(log_rates::socket_error(), "listener=", group_->name, " conn=", id_, " ", operation,
+                " failed: ", std::strerror(error));
     reason_ = CloseReason::error;
     closing_ = true;
     finish();

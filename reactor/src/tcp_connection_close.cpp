@@ -125,7 +125,7 @@ void TcpConnection::conclude() {
     --group_->open;
     --counters_.connections;
     log_limited(log_rates::connection_closed(), "listener=", group_->name, " conn=", id_,
-                " peer=", peer_, " closed: ", to_string(reason_));
+                " closed: ", to_string(reason_));
     if (group_->handlers.on_close) {
         guarded("on_close", [&] { group_->handlers.on_close(*this, reason_); });
     }
