@@ -360,6 +360,12 @@ bool is_local_address(const sockaddr* address) {
     } else if (address->sa_family == AF_INET6) {
         const in6_addr& ip = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr;
         if (IN6_IS_ADDR_UNSPECIFIED(&ip) || IN6_IS_ADDR_LOOPBACK(&ip)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&ip)) {  // ::ffff:a.b.c.d binds as a.b.c.d
+            sockaddr_in v4{};
+            v4.sin_family = AF_INET;
+            std::memcpy(&v4.sin_addr, &ip.s6_addr[12], sizeof v4.sin_addr);
+            return is_local_address(reinterpret_cast<const sockaddr*>(&v4));
+        }
     } else {
         return false;
     }
