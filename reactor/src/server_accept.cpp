@@ -214,6 +214,7 @@ ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string p
 Endpoint Server::listen(ListenOptions options) {
     auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
                             options.limits);
+    if (impl_->budget->limit != 0) group->budget = impl_->budget;
     Impl* impl = impl_.get();
     const bool per_loop = options.accept == AcceptMode::reuse_port && !options.endpoint.is_unix() &&
                           impl->shards.size() > 1;
@@ -270,6 +271,7 @@ void Server::connect(ConnectOptions options,
                      std::function<void(ConnectionId, const std::string&)> done) {
     auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
                             options.limits);
+    if (impl_->budget->limit != 0) group->budget = impl_->budget;
     const bool tcp = !options.endpoint.is_unix();
     Shard* shard = impl_->current_shard();
     if (shard == nullptr) shard = &impl_->main();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "listener.hpp"
+#include "output_budget.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/server.hpp"
 #include "tcp_connection.hpp"
@@ -61,6 +62,7 @@ struct Server::Impl {
     // Posted tasks hold a weak reference and do nothing once the server is gone.
     std::shared_ptr<Impl*> alive = std::make_shared<Impl*>(this);
     std::atomic<std::size_t> next_shard{0};  // round-robin accept
+    std::shared_ptr<OutputBudget> budget = std::make_shared<OutputBudget>();
 
     std::atomic<bool> shutting_down{false};
     std::atomic<std::size_t> shards_draining{0};

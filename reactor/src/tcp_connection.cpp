@@ -66,6 +66,7 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
     // The write callback fires when pending output falls to this mark: where paused reading
     // resumes.
     bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
+    join_budget();
     ++group_->open;
     ++counters_.connections;
 }
@@ -73,6 +74,7 @@ TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, Connection
 TcpConnection::~TcpConnection() {
     drop_stage();
     keep_input();
+    leave_budget();
 }
 
 void TcpConnection::start() {

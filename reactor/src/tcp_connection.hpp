@@ -21,6 +21,7 @@
 namespace reactor {
 
 class OutputStage;
+struct OutputBudget;
 class ReadArea;
 
 // The connection reads its socket itself rather than through the bufferevent: libevent 2.1's
@@ -35,7 +36,8 @@ struct ConnectionGroup {
     std::shared_ptr<const ProtocolFactory> protocol;
     Handlers handlers;
     ConnectionLimits limits;
-    std::atomic<std::size_t> open{0};  // over all loops
+    std::shared_ptr<OutputBudget> budget;  // the server's, when it has one
+    std::atomic<std::size_t> open{0};      // over all loops
     // Refusals at max_connections: counted, and logged at most once a second with how many there
     // were since the last line; a timer writes the line that ends a burst (Server::Impl::
     // log_refusal). The rest is guarded by refusal_mutex: refusals come from every loop.
@@ -125,6 +127,10 @@ class TcpConnection final : public Connection, private MessageSink {
 
     // Output grew by `added` bytes to `pending`: limits, back-pressure, and a flush.
     void after_output_grew(std::size_t added, std::size_t pending);
+    // The output budget's accounting: from construction to destruction.
+    void join_budget();
+    void leave_budget();
+    static void on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg);
     // Replies are written by the connection itself, once per loop iteration: at the end of the read
     // callback, or deferred when output grows elsewhere. Only a partial write arms libevent's write
     // event, so a request/reply costs no epoll_ctl.
@@ -214,6 +220,10 @@ class TcpConnection final : public Connection, private MessageSink {
     OutputStage* stage_ = nullptr;  // see output_stage()
     ReadArea* area_ = nullptr;      // this thread's, looked up once
     ReadSizer read_sizer_;
+    // Under the server's output budget: what this connection's output buffer holds, kept by a
+    // callback on that buffer (see join_budget()).
+    OutputBudget* budget_ = nullptr;
+    std::size_t budget_held_ = 0;
     ConnectionStats stats_;
     EventPtr idle_timer_;
     std::chrono::steady_clock::time_point last_message_;

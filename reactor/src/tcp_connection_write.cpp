@@ -8,6 +8,7 @@
 
 #include "io_scratch.hpp"
 #include "log_rates.hpp"
+#include "output_budget.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 #include "tcp_connection.hpp"
@@ -129,6 +130,15 @@ void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
         close(CloseMode::now, CloseReason::output_overflow);
         return;
     }
+    if (budget_ != nullptr && budget_->exceeded_by(budget_held_)) {
+        budget_->closed.fetch_add(1, std::memory_order_relaxed);
+        log_limited(log_rates::output_overflow(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " output budget exceeded: ", budget_held_,
+                    " bytes pending here, ", budget_->pending.load(std::memory_order_relaxed),
+                    " in all (budget ", budget_->limit, ")");
+        close(CloseMode::now, CloseReason::output_overflow);
+        return;
+    }
     if (limits.output_high_water != 0 && pending > limits.output_high_water &&
         !paused_for_output_) {
         // The peer is not reading its replies: stop reading its requests until it catches up.
@@ -136,6 +146,40 @@ void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
         pause_reading();
     }
     if (!in_read_) schedule_flush();
+}
+
+void TcpConnection::join_budget() {
+    if (!group_->budget) return;
+    budget_ = group_->budget.get();
+    budget_->connections.fetch_add(1, std::memory_order_relaxed);
+    // Every change of the output buffer, ours and libevent's writes alike, reports its size. The
+    // reply path through the output stage does not touch the buffer, so it costs nothing there.
+    evbuffer_add_cb(static_cast<evbuffer*>(output_.native_handle()), &on_output_changed, this);
+}
+
+void TcpConnection::leave_budget() {
+    const std::size_t buffered = output_.size() + input_.size();
+    if (budget_ != nullptr) {
+        evbuffer_remove_cb(static_cast<evbuffer*>(output_.native_handle()), &on_output_changed,
+                           this);
+        budget_->pending.fetch_sub(budget_held_, std::memory_order_relaxed);
+        budget_->connections.fetch_sub(1, std::memory_order_relaxed);
+        budget_held_ = 0;
+        budget_ = nullptr;
+    }
+    // The buffers go with the connection: after a slow-consumer episode, many megabytes at once.
+    released_memory(loop_, buffered);
+}
+
+void TcpConnection::on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+    auto* self = static_cast<TcpConnection*>(arg);
+    const std::size_t now = info->orig_size + info->n_added - info->n_deleted;
+    if (now > self->budget_held_) {
+        self->budget_->pending.fetch_add(now - self->budget_held_, std::memory_order_relaxed);
+    } else {
+        self->budget_->pending.fetch_sub(self->budget_held_ - now, std::memory_order_relaxed);
+    }
+    self->budget_held_ = now;
 }
 
 void TcpConnection::schedule_flush() {

@@ -140,6 +140,16 @@ class Server {
     std::vector<LoopStats> loop_stats() const;
     std::size_t loop_count() const;
 
+    // A budget for the bytes pending in the output buffers of all connections together (zero, the
+    // default: none). Above it, a connection whose output grows while it holds at least its fair
+    // share (budget / open connections) is closed with reason output_overflow, so the clients that
+    // hold the most and keep growing go first. Applies to listeners and connections made after the
+    // call. Loop 0's thread, before listen().
+    void set_output_budget(std::size_t bytes);
+    // Bytes pending under the budget now, and connections it has closed. Any thread.
+    std::size_t output_budget_pending() const;
+    std::uint64_t output_budget_closed() const;
+
     // Stops accepting, closes every connection with reason "shutdown" (flushing output), and calls
     // done on loop 0 once the last one is gone on every loop. Loop 0's thread.
     void shutdown(std::function<void()> done = {});
