@@ -295,6 +295,8 @@ Config parse_config(const std::string& text) {
     }
     config.drain_timeout =
         std::chrono::milliseconds(in.integer("drain_timeout_ms", 5000, 0, 3600 * 1000));
+    config.output_budget = static_cast<std::size_t>(
+        in.integer("output_budget", default_output_budget(), 0, 1ULL << 40));
     if (const auto* plugins = in.get("plugins")) {
         if (!plugins->is_array()) throw ConfigError("plugins", "expected an array of paths");
         for (std::size_t i = 0; i < plugins->size(); ++i) {
@@ -435,6 +437,14 @@ void check_host(const Config& config) {
         check_endpoint(config.listeners[i].endpoint, "listeners[" + std::to_string(i) + "]");
     }
     if (config.admin.enabled) check_endpoint(config.admin.endpoint, "admin");
+}
+
+std::size_t default_output_budget() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    constexpr std::size_t kCap = std::size_t{1} << 30;
+    if (pages <= 0 || page <= 0) return kCap;
+    return std::min(kCap, static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4);
 }
 
 int somaxconn() {

@@ -50,6 +50,9 @@ struct Config {
     unsigned threads = 1;
     reactor::LogLevel log_level = reactor::LogLevel::info;
     std::chrono::milliseconds drain_timeout{5000};
+    // Bytes pending for all clients together (Server::set_output_budget); 0: none. Default: a
+    // quarter of physical memory, at most 1 GiB.
+    std::size_t output_budget = 0;
     std::vector<std::string> plugins;
     AdminConfig admin;
     std::vector<ListenerConfig> listeners;
@@ -64,6 +67,8 @@ Config parse_config(const std::string& text);
 void check_host(const Config& config);
 // The kernel's cap on a listen() backlog (net.core.somaxconn), at most 65535.
 int somaxconn();
+// The default output_budget on this host.
+std::size_t default_output_budget();
 // The embedded default: a demo of every built-in protocol on loopback ports.
 const std::string& default_config_text();
 

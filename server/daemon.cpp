@@ -82,6 +82,7 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
 
 Daemon::Daemon(const Config& config, Plan plan) : config_(config), plan_(std::move(plan)) {
     server_ = std::make_unique<reactor::Server>(loop_, config.threads);
+    server_->set_output_budget(config.output_budget);
 }
 
 Daemon::~Daemon() {
