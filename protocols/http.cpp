@@ -3,7 +3,9 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -61,17 +63,30 @@ int hex_value(char c) {
     return -1;
 }
 
-// uri-host [ ":" port ] (RFC 9110 §7.2): reg-name, IPv4 or IP-literal characters. Empty is valid
-// (a target without an authority).
+// uri-host [ ":" port ] (RFC 9110 §7.2): reg-name, IPv4 or IP-literal characters. Not empty: an
+// "http" URI has a host (RFC 9110 §4.2.1), and this server is reached through one.
 bool valid_host(std::string_view host) {
-    for (const char ch : host) {
-        const auto c = static_cast<unsigned char>(ch);
-        const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                        (c >= 'A' && c <= 'Z') ||
-                        std::string_view("-._~%!$&'()*+,;=:[]").find(ch) != std::string_view::npos;
-        if (!ok) return false;
+    // One table lookup per byte: this runs on every request.
+    static constexpr auto kAllowed = [] {
+        std::array<bool, 256> allowed{};
+        for (int c = '0'; c <= '9'; ++c) allowed[c] = true;
+        for (int c = 'a'; c <= 'z'; ++c) allowed[c] = allowed[c - 'a' + 'A'] = true;
+        for (const char c : std::string_view("-._~%!$&'()*+,;=:[]")) {
+            allowed[static_cast<unsigned char>(c)] = true;
+        }
+        return allowed;
+    }();
+    if (host.empty()) return false;
+    for (const char c : host) {
+        if (!kAllowed[static_cast<unsigned char>(c)]) return false;
     }
     return true;
+}
+
+// "Host" in any letter case, without a call: every request has one.
+bool is_host_name(std::string_view name) {
+    return name.size() == 4 && (name[0] | 0x20) == 'h' && (name[1] | 0x20) == 'o' &&
+           (name[2] | 0x20) == 's' && (name[3] | 0x20) == 't';
 }
 
 // absolute-form (RFC 9112 §3.2.2) as llhttp lets it through: scheme "://" and the rest.
@@ -131,8 +146,6 @@ class HttpProtocol final : public Protocol {
     static HttpProtocol& of(llhttp_t* parser) { return *static_cast<HttpProtocol*>(parser->data); }
 
     static int on_url(llhttp_t* parser, const char* at, std::size_t n);
-    static int on_url_complete(llhttp_t* parser);
-    static int on_version_complete(llhttp_t* parser);
     static int on_header_field(llhttp_t* parser, const char* at, std::size_t n);
     static int on_header_field_complete(llhttp_t* parser);
     static int on_header_value(llhttp_t* parser, const char* at, std::size_t n);
@@ -151,6 +164,7 @@ class HttpProtocol final : public Protocol {
     }
     // Checks the request line and headers as a whole, once they have all arrived.
     int check_headers();
+    int check_version();
     bool transfer_coding_is_chunked() const;
     void add_body(std::size_t offset, std::size_t n);
     llhttp_errno_t retry_as_http11(std::size_t available);
@@ -213,8 +227,6 @@ const llhttp_settings_t& HttpProtocol::settings() {
         llhttp_settings_t s;
         llhttp_settings_init(&s);
         s.on_url = &on_url;
-        s.on_url_complete = &on_url_complete;
-        s.on_version_complete = &on_version_complete;
         s.on_header_field = &on_header_field;
         s.on_header_field_complete = &on_header_field_complete;
         s.on_header_value = &on_header_value;
@@ -241,33 +253,26 @@ int HttpProtocol::on_url(llhttp_t* parser, const char* at, std::size_t n) {
     return HPE_OK;
 }
 
-int HttpProtocol::on_url_complete(llhttp_t* parser) {
-    HttpProtocol& self = of(parser);
-    // The byte that ended the target is in the buffer. A line end there makes "GET /" an HTTP/0.9
-    // request, which llhttp would hold until a blank line followed; it is refused at once.
-    const char next = self.base_[self.target_.end];
-    if (next == '\r' || next == '\n') {
-        return self.fail_in_callback(Failure::version_not_supported, HPE_USER,
-                                     "HTTP/0.9 request line");
+int HttpProtocol::check_version() {
+    if (parser_.http_major == 1) return HPE_OK;
+    // llhttp takes HTTP/0.9 and "HTTP/2.0" too; neither is HTTP/1 (RFC 9112 §2.3). A line end
+    // right after the target makes an HTTP/0.9 request line ("GET /"), with no version at all.
+    const char after_target = base_[target_.end];
+    if (after_target == '\r' || after_target == '\n') {
+        return fail_in_callback(Failure::version_not_supported, HPE_USER, "HTTP/0.9 request line");
     }
-    return HPE_OK;
-}
-
-int HttpProtocol::on_version_complete(llhttp_t* parser) {
-    HttpProtocol& self = of(parser);
-    if (parser->http_major == 1) return HPE_OK;
-    // llhttp takes "HTTP/0.9" and "HTTP/2.0" too; neither exists in this syntax (RFC 9112 §2.3).
-    if (parser->http_major == 0) {
-        return self.fail_in_callback(Failure::bad_request, HPE_USER, "invalid HTTP version");
+    if (parser_.http_major == 0) {
+        return fail_in_callback(Failure::bad_request, HPE_USER, "invalid HTTP version");
     }
-    return self.fail_in_callback(Failure::version_not_supported, HPE_USER);
+    return fail_in_callback(Failure::version_not_supported, HPE_USER);
 }
 
 int HttpProtocol::on_header_field(llhttp_t* parser, const char* at, std::size_t n) {
     HttpProtocol& self = of(parser);
     if (!self.within_header_limit(at, n)) return HPE_USER;
     // llhttp accepts "Name :"; RFC 9112 requires rejecting it, as proxies disagree on its meaning.
-    if (std::any_of(at, at + n, [](char c) { return c == ' ' || c == '\t'; })) {
+    // Its field-name table lets SP through (HTAB it refuses); memchr is the cheap search.
+    if (n > 0 && std::memchr(at, ' ', n) != nullptr) {
         return self.fail_in_callback(Failure::bad_request, HPE_USER,
                                      "whitespace between header field name and colon");
     }
@@ -289,7 +294,7 @@ int HttpProtocol::on_header_field_complete(llhttp_t* parser) {
     }
     HeaderSpans& header = self.headers_.back();
     header.name_complete = true;
-    if (header.name.size() == 4 && ascii_iequals(self.view(header.name), "Host")) {
+    if (is_host_name(self.view(header.name))) {
         ++self.host_count_;
         self.host_index_ = self.headers_.size() - 1;
     }
@@ -336,6 +341,7 @@ bool HttpProtocol::transfer_coding_is_chunked() const {
 }
 
 int HttpProtocol::check_headers() {
+    if (const int status = check_version(); status != HPE_OK) return status;
     const bool http11 = parser_.http_minor >= 1;
     // RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in HTTP/1.0.
     if (host_count_ > 1) {
@@ -483,6 +489,12 @@ Decoded HttpProtocol::decode(Buffer& in, MessageSink& out) {
         }
         llhttp_resume(&parser_);
         status = llhttp_execute(&parser_, body, available - offset_of(body));
+    }
+    // An HTTP/0.9 request line has ended: llhttp would read what follows as header lines and wait
+    // for a blank line (for ever, without an idle timeout). Refused now, whatever follows it.
+    if (status != HPE_PAUSED && !headers_complete_ && parser_.http_major == 0 &&
+        parser_.http_minor == 9 && target_.size() > 0 && check_version() != HPE_OK) {
+        return fail(failure_, failure_detail_);
     }
     if (status == HPE_OK) {
         fed_ = available;

@@ -8,9 +8,22 @@ namespace {
 
 using reactor::protocols::HttpResponse;
 
+// The path of a request target: origin-form as it is, absolute-form ("http://host/path?q", RFC
+// 9112 §3.2.2) from the first slash after the authority; without the query or a fragment.
+std::string_view target_path(std::string_view target) {
+    if (!target.empty() && target.front() != '/') {
+        const auto authority = target.find("://");
+        if (authority == std::string_view::npos) return target;  // "*", or CONNECT's host:port
+        const auto path = target.find_first_of("/?#", authority + 3);
+        if (path == std::string_view::npos || target[path] != '/') return "/";
+        target.remove_prefix(path);
+    }
+    return target.substr(0, target.find_first_of("?#"));
+}
+
 // Stateless apart from the shared counters, so safe on several loops at once. A small site: GET /
 // (text), GET /json, POST /echo (the body back), GET /stats (counters as JSON); HEAD wherever GET
-// works; 404 and 405 otherwise.
+// works; OPTIONS anywhere (the methods allowed, or the server's for "*"); 404 and 405 otherwise.
 class HttpApp final : public App {
   public:
     explicit HttpApp(AppContext& context) : server_(context.server), stats_(context.stats) {}
@@ -19,7 +32,7 @@ class HttpApp final : public App {
         const reactor::HttpRequest& request = *message.http;
         const bool head = request.method == "HEAD";
         const bool get = request.method == "GET" || head;
-        std::string_view path = request.target.substr(0, request.target.find('?'));
+        const std::string_view path = target_path(request.target);
         // The fixed pages skip the response builder: their replies are made once per second.
         if (get && (path == "/" || path == "/json")) {
             const bool http10 = request.version_major == 1 && request.version_minor == 0;
@@ -32,7 +45,11 @@ class HttpApp final : public App {
         }
 
         HttpResponse response(200);
-        if (path == "/" || path == "/json") {
+        if (request.method == "OPTIONS") {
+            response.header("Allow", path == "*"       ? "GET, HEAD, POST, OPTIONS"
+                                     : path == "/echo" ? "POST, OPTIONS"
+                                                       : "GET, HEAD, OPTIONS");
+        } else if (path == "/" || path == "/json") {
             response = not_allowed("GET, HEAD");
         } else if (path == "/stats") {
             response = get ? json(stats_.to_json(server_.loop_stats())) : not_allowed("GET, HEAD");

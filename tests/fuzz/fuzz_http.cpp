@@ -10,8 +10,10 @@
 // max_body, the request line and headers at most max_header_bytes, a whole request at most
 // 2 * (max_header_bytes + max_body); at most that much stays buffered; nothing is delivered after a
 // request that ends the connection; at most one "100 Continue" per request; whole and chunked
-// feeds agree. Round trip: encode() writes a response that an HTTP response parser reads back with
-// the payload as body (none after HEAD) and the Connection header the last request asked for.
+// feeds agree. RFC 9112 rules on every delivered request: HTTP/1.x only; one Host in HTTP/1.1,
+// at most one otherwise; "*" only for OPTIONS; Transfer-Encoding only in HTTP/1.1, and then
+// exactly "chunked". Round trip: encode() writes a response that an HTTP response parser reads back
+// with the payload as body (none after HEAD) and the Connection header the last request asked for.
 
 #include <llhttp.h>
 
@@ -118,6 +120,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const auto& [name, value] : message.headers) head += name.size() + value.size();
         FUZZ_CHECK(head <= max_header_bytes, "%zu bytes of target and headers passed %zu", head,
                    max_header_bytes);
+        FUZZ_CHECK(message.version_major == 1, "HTTP/%d.%d delivered", message.version_major,
+                   message.version_minor);
+        std::size_t hosts = 0;
+        for (const auto& [name, value] : message.headers) {
+            if (reactor::ascii_iequals(name, "Host")) ++hosts;
+            if (reactor::ascii_iequals(name, "Transfer-Encoding")) {
+                FUZZ_CHECK(message.version_minor >= 1, "Transfer-Encoding in HTTP/1.0 delivered");
+                // A line may hold the list's empty elements only (RFC 9110 §5.6.1).
+                std::string coding;
+                for (const char c : value) {
+                    if (c != ' ' && c != '\t' && c != ',') coding += c;
+                }
+                FUZZ_CHECK(coding.empty() || reactor::ascii_iequals(coding, "chunked"),
+                           "Transfer-Encoding '%s' delivered", fuzz::printable(value).c_str());
+            }
+        }
+        FUZZ_CHECK(hosts <= 1 && (hosts == 1 || message.version_minor == 0),
+                   "%zu Host headers in HTTP/1.%d", hosts, message.version_minor);
+        FUZZ_CHECK(message.target != "*" || message.method == "OPTIONS", "%s * delivered",
+                   message.method.c_str());
         // A request that ends the connection also takes what follows it, unparsed.
         if (message.keep_alive) {
             FUZZ_CHECK(frame.size() <= max_request, "a %zu-byte request passed %zu", frame.size(),

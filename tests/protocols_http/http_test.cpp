@@ -317,6 +317,8 @@ std::vector<ConformanceCase> conformance_cases() {
         {"HTTP/1.1 without Host", "GET /json HTTP/1.1\r\n\r\n", 400, 0},
         {"two Host lines", "GET /json HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, 0},
         {"two Host lines in HTTP/1.0", "GET /json HTTP/1.0\r\nHost: x\r\nhost: x\r\n\r\n", 400, 0},
+        {"empty Host", "GET /json HTTP/1.1\r\nHost:\r\n\r\n", 400, 0},
+        {"Host of spaces", "GET /json HTTP/1.1\r\nHost:   \r\n\r\n", 400, 0},
         {"Host with a space", "GET /json HTTP/1.1\r\nHost: a b\r\n\r\n", 400, 0},
         {"Host with a slash", "GET /json HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, 0},
         {"Host with a port and IPv6", "GET /json HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 0, 1},
@@ -377,6 +379,7 @@ std::vector<ConformanceCase> conformance_cases() {
         // 8. HTTP/0.9: refused at the end of the request line, not held for more input.
         {"HTTP/0.9 request line", "GET /\r\n", 505, 0},
         {"HTTP/0.9 request line, LF alone", "GET /\n", 505, 0},
+        {"HTTP/0.9 request line, then another request", "GET /\r\n" + kNext, 505, 0},
         // 9. Trailer fields are checked like header fields.
         {"trailer with whitespace before the colon", kChunked + "3\r\nabc\r\n0\r\nX-T : v\r\n\r\n",
          400, 0},
