@@ -26,39 +26,19 @@ class RespFactory final : public ProtocolFactory {
 };
 
 constexpr std::size_t kRedisMaxBulk = std::size_t{512} << 20;
-constexpr std::size_t kRedisMaxArgs = std::size_t{1} << 20;
+// Redis refuses a multibulk count above INT_MAX; memory is bounded by max_frame, not by the count.
+constexpr std::size_t kRedisMaxArgs = static_cast<std::size_t>(std::numeric_limits<int>::max());
 constexpr std::size_t kRedisMaxInline = std::size_t{64} << 10;
 // Longest text a 64-bit count can have: "-9223372036854775808".
 constexpr std::size_t kMaxCountDigits = 20;
 
+// The reply goes through the error builder, which writes CR and LF as spaces, as Redis does: the
+// text may quote a byte of the request. The logged reason is the same sanitised text.
 Decoded protocol_error(const std::string& what) {
-    const std::string text = "Protocol error: " + what;
-    return Decoded::fail(text, "-ERR " + text + "\r\n");
-}
-
-// Redis's strict integer syntax: optional '-', no '+', no leading zeros, no spaces, no overflow.
-bool parse_count(std::string_view text, std::int64_t& value) {
-    if (text.empty() || text.size() > kMaxCountDigits) return false;
-    if (text == "0") {
-        value = 0;
-        return true;
-    }
-    const bool negative = text.front() == '-';
-    if (negative) text.remove_prefix(1);
-    if (text.empty() || text.front() < '1' || text.front() > '9') return false;
-    std::uint64_t magnitude = 0;
-    const std::uint64_t limit =
-        negative ? std::uint64_t{1} << 63
-                 : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    for (const char c : text) {
-        if (c < '0' || c > '9') return false;
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (magnitude > (limit - digit) / 10) return false;
-        magnitude = magnitude * 10 + digit;
-    }
-    value =
-        negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
-    return true;
+    std::string reply;
+    resp::append_error(reply, "ERR Protocol error: " + what);
+    std::string reason = reply.substr(5, reply.size() - 7);  // without "-ERR " and "\r\n"
+    return Decoded::fail(std::move(reason), std::move(reply));
 }
 
 // The blanks skipped between inline arguments (C isspace).
@@ -239,7 +219,7 @@ std::size_t RespProtocol::parse_whole_multibulk(std::string_view bytes) {
         std::int64_t length = 0;
         if (!read_count(bytes, '$', pos, length, settings_.max_inline) ||
             static_cast<std::uint64_t>(length) > settings_.max_bulk ||
-            pos + static_cast<std::size_t>(length) + 2 > settings_.max_frame ||
+            pos + static_cast<std::size_t>(length) + 2 > max_request_ ||
             bytes.size() - pos < static_cast<std::size_t>(length) + 2) {
             args_.clear();
             return 0;
@@ -297,7 +277,7 @@ RespProtocol::CountLine RespProtocol::read_count_line(const Buffer& in) {
         in.copy_out(cursor_ + 1, copy.data(), digits);
         text = std::string_view(copy.data(), digits);
     }
-    line.valid = parse_count(text, line.value);
+    line.valid = resp::parse_integer(text, line.value);
     return line;
 }
 
@@ -338,9 +318,9 @@ Decoded RespProtocol::decode_multibulk(Buffer& in, MessageSink& out) {
             }
             cursor_ = length.next;
             bulk_length_ = length.value;
-            if (cursor_ + static_cast<std::size_t>(bulk_length_) + 2 > settings_.max_frame) {
-                return Decoded::fail("request longer than max_frame of " +
-                                     std::to_string(settings_.max_frame) + " bytes");
+            if (cursor_ + static_cast<std::size_t>(bulk_length_) + 2 > max_request_) {
+                return Decoded::fail("request longer than max_frame plus max_bulk, " +
+                                     std::to_string(max_request_) + " bytes");
             }
         }
         const auto bulk = static_cast<std::size_t>(bulk_length_);

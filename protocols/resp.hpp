@@ -8,11 +8,14 @@
 // command, the line without its ending); both are views valid during the callback only.
 //
 // Options, with Redis's limits as defaults: "max_bulk" (bytes in one argument, default 512 MiB,
-// at most the listener's max_frame), "max_args" (default 1024*1024), "max_inline" (bytes in an
-// inline line or a count line, default 64 KiB, at most max_frame). Breaking a limit or the syntax
-// answers Redis's "-ERR Protocol error: ..." reply and closes; a declared bulk length over max_bulk
-// fails at once, before the bulk arrives. A request longer than max_frame as a whole closes without
-// a reply, as Redis's query buffer limit does.
+// at most the listener's max_frame), "max_args" (default INT_MAX, as Redis), "max_inline" (bytes
+// in an inline line or a count line, default 64 KiB, at most max_frame). Breaking a limit or the
+// syntax answers Redis's "-ERR Protocol error: ..." reply (CR and LF in it written as spaces) and
+// closes; a declared bulk length over max_bulk fails at once, before the bulk arrives. A multibulk
+// request may be max_frame plus max_bulk bytes long as a whole, so that an argument of max_bulk
+// (at most max_frame) fits with the name, key and lines around it; a longer one closes without a
+// reply, as Redis's query buffer limit does. A connection thus buffers at most about twice
+// max_frame.
 //
 // Like Redis, the two bytes after a bulk are skipped without looking at them; a peer that sends
 // more than it declared fails on the next header instead.
@@ -40,7 +43,8 @@ RespSettings read_resp_settings(const ProtocolConfig& config);
 
 class RespProtocol final : public Protocol {
   public:
-    explicit RespProtocol(const RespSettings& settings) : settings_(settings) {}
+    explicit RespProtocol(const RespSettings& settings)
+        : settings_(settings), max_request_(settings.max_frame + settings.max_bulk) {}
 
     Decoded decode(Buffer& in, MessageSink& out) override;
     // Writes the payload as a bulk string.
@@ -77,6 +81,7 @@ class RespProtocol final : public Protocol {
     void reset();
 
     RespSettings settings_;
+    std::size_t max_request_;  // bytes of a whole multibulk request: max_frame + max_bulk
     // Parse state kept across reads, so a request arriving in pieces is scanned once.
     Request request_ = Request::unknown;
     std::size_t cursor_ = 0;     // where the next line or bulk starts

@@ -1,6 +1,7 @@
 #include "resp_encode.hpp"
 
 #include <charconv>
+#include <limits>
 
 namespace reactor::protocols::resp {
 
@@ -103,6 +104,32 @@ void append_bulk_array(Buffer& out, std::span<const std::string_view> items) {
 void append_bulk_array(std::string& out, std::span<const std::string_view> items) {
     append_array_header(out, items.size());
     for (const auto item : items) append_bulk(out, item);
+}
+
+bool parse_integer(std::string_view text, std::int64_t& value) {
+    // Longest text an int64 can have: "-9223372036854775808".
+    constexpr std::size_t kMaxDigits = 20;
+    if (text.empty() || text.size() > kMaxDigits) return false;
+    if (text == "0") {
+        value = 0;
+        return true;
+    }
+    const bool negative = text.front() == '-';
+    if (negative) text.remove_prefix(1);
+    if (text.empty() || text.front() < '1' || text.front() > '9') return false;
+    std::uint64_t magnitude = 0;
+    const std::uint64_t limit =
+        negative ? std::uint64_t{1} << 63
+                 : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    for (const char c : text) {
+        if (c < '0' || c > '9') return false;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (magnitude > (limit - digit) / 10) return false;
+        magnitude = magnitude * 10 + digit;
+    }
+    value =
+        negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
+    return true;
 }
 
 }  // namespace reactor::protocols::resp

@@ -1,6 +1,7 @@
 #pragma once
 
-// Builders for RESP2 replies, appending to a reactor::Buffer or a std::string.
+// Builders for RESP2 replies, appending to a reactor::Buffer or a std::string, and Redis's reading
+// of an integer argument.
 //
 // Simple strings and errors cannot carry "\r" or "\n": those bytes are written as spaces, as Redis
 // does for its error replies. Errors take the whole text after "-", e.g. "ERR unknown command".
@@ -29,5 +30,10 @@ void append_array_header(Buffer& out, std::size_t count);  // *N, then N element
 void append_array_header(std::string& out, std::size_t count);
 void append_bulk_array(Buffer& out, std::span<const std::string_view> items);
 void append_bulk_array(std::string& out, std::span<const std::string_view> items);
+
+// Redis's strict integer syntax (its string2ll), used for counts, lengths and every integer
+// argument: an optional '-', then "0" alone or digits without a leading zero, nothing else (no
+// '+', no spaces, no "-0"), within int64. False, with value unchanged, for anything else.
+bool parse_integer(std::string_view text, std::int64_t& value);
 
 }  // namespace reactor::protocols::resp

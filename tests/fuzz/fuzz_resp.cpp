@@ -7,9 +7,12 @@
 //   limit selector: max_frame = 1 + selector % 4096 (1 MiB when 0)
 //
 // Checks: the framing contract (codec_driver.hpp); a multibulk request is delivered with the whole
-// request as payload, its arguments inside it, within max_args, max_bulk and max_frame; an inline
-// command's payload is its line without the ending, within max_inline; at most max_frame plus one
-// count line stays buffered; whole and chunked feeds agree. Round trips: arguments written as a
+// request as payload, its arguments inside it, within max_args and max_bulk, the whole within
+// max_frame plus max_bulk; an inline
+// command's payload is its line without the ending, within max_inline; at most a request's worth
+// plus one count line stays buffered; whole and
+// chunked feeds agree. An error's last reply is one "-ERR Protocol error: ..." line with no other
+// CR or LF, and its reason carries none either. Round trips: arguments written as a
 // multibulk request (resp::append_bulk_array) and as a quoted inline command decode back to the
 // same arguments; encode() writes a bulk string that reads back as its payload.
 
@@ -17,6 +20,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -51,7 +55,7 @@ std::string multibulk_request(const std::vector<std::string>& args, const Limits
     }
     std::string request;
     reactor::protocols::resp::append_bulk_array(request, views);
-    return request.size() <= limits.max_frame ? request : std::string();
+    return request.size() <= limits.max_frame + limits.max_bulk ? request : std::string();
 }
 
 // The same arguments as one inline line, every byte written as a "\xHH" escape inside double
@@ -99,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Limits limits;
     limits.max_frame = config.max_frame;
     limits.max_bulk = std::min<std::size_t>(std::size_t{512} << 20, config.max_frame);
-    limits.max_args = std::size_t{1} << 20;
+    limits.max_args = static_cast<std::size_t>(std::numeric_limits<int>::max());
     limits.max_inline = std::min<std::size_t>(std::size_t{64} << 10, config.max_frame);
     if (input.byte(2) != 0) config.options["max_bulk"] = limits.max_bulk = input.byte(2);
     if (input.byte(3) != 0) config.options["max_args"] = limits.max_args = input.byte(3);
@@ -114,9 +118,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     fuzz::CodecRules rules;
     // A request's size is checked at each bulk header, so while a bulk header line is read there
-    // may be a whole request's worth before it (or, at the first bulk, the count line, which may
-    // pass a tiny max_frame), then one count line of at most max_inline bytes and its "\r".
-    rules.max_buffered = std::max(limits.max_frame, limits.max_inline + 2) + limits.max_inline + 1;
+    // may be a whole request's worth before it (max_frame plus max_bulk, or, at the first bulk,
+    // the count line, which may pass a tiny max_frame), then one count line of at most max_inline
+    // bytes and its "\r".
+    rules.max_buffered =
+        std::max(limits.max_frame + limits.max_bulk, limits.max_inline + 2) + limits.max_inline + 1;
     // Inline arguments are unquoted into the protocol's storage; multibulk ones are views.
     rules.args_may_be_owned = [](const reactor::Message& m) {
         return m.payload.empty() || m.payload.front() != '*';
@@ -125,14 +131,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!message.args.empty(), "a request without arguments was delivered");
         if (!frame.empty() && frame.front() == '*') {
             FUZZ_CHECK(message.payload == frame, "a multibulk payload is not its whole request");
-            FUZZ_CHECK(frame.size() <= limits.max_frame, "a %zu-byte request passed max_frame %zu",
-                       frame.size(), limits.max_frame);
             FUZZ_CHECK(message.args.size() <= limits.max_args, "%zu arguments passed max_args %zu",
                        message.args.size(), limits.max_args);
             for (const std::string& arg : message.args) {
                 FUZZ_CHECK(arg.size() <= limits.max_bulk, "a %zu-byte bulk passed max_bulk %zu",
                            arg.size(), limits.max_bulk);
             }
+            FUZZ_CHECK(frame.size() <= limits.max_frame + limits.max_bulk,
+                       "a %zu-byte request passed max_frame %zu plus max_bulk %zu", frame.size(),
+                       limits.max_frame, limits.max_bulk);
             return;
         }
         FUZZ_CHECK(frame.back() == '\n', "an inline command '%s' without its line ending",
@@ -149,7 +156,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    line.size());
     };
 
-    fuzz::check_decoding(*factory, input, rules);
+    const fuzz::FeedResult decoded = fuzz::check_decoding(*factory, input, rules);
+    if (decoded.failed && !decoded.last_reply.empty()) {
+        const std::string_view reply = decoded.last_reply;
+        constexpr std::string_view kPrefix = "-ERR Protocol error: ";
+        FUZZ_CHECK(reply.substr(0, kPrefix.size()) == kPrefix &&
+                       reply.size() >= kPrefix.size() + 2 &&
+                       reply.substr(reply.size() - 2) == "\r\n",
+                   "error reply '%s' is not Redis's", fuzz::printable(reply).c_str());
+        const std::string_view text = reply.substr(1, reply.size() - 3);
+        FUZZ_CHECK(text.find_first_of("\r\n") == std::string_view::npos,
+                   "error reply '%s' carries CR or LF", fuzz::printable(reply).c_str());
+    }
+    FUZZ_CHECK(decoded.reason.find_first_of("\r\n") == std::string::npos,
+               "error reason '%s' carries CR or LF", fuzz::printable(decoded.reason).c_str());
 
     // Round trips: all pieces as one command in both forms, then each piece as a command.
     std::vector<std::string> pieces;

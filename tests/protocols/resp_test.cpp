@@ -14,6 +14,7 @@ using codec_test::command;
 using codec_test::config_error;
 using codec_test::encoded;
 using codec_test::feed_bytewise;
+using codec_test::feed_split;
 using codec_test::feed_whole;
 using reactor::protocols::make_resp;
 using json = nlohmann::json;
@@ -125,8 +126,12 @@ TEST_CASE("resp: protocol errors answer Redis's reply") {
         {"*\r\n", "invalid multibulk length"},
         {"*+1\r\n", "invalid multibulk length"},
         {"*01\r\n", "invalid multibulk length"},
-        {"*20000000\r\n", "invalid multibulk length"},
+        {"*2147483648\r\n", "invalid multibulk length"},
         {"*99999999999999999999\r\n", "invalid multibulk length"},
+        {"*-0\r\n", "invalid multibulk length"},
+        {"*1\r\n$-0\r\n", "invalid bulk length"},
+        {"*1\r\n$+1\r\n", "invalid bulk length"},
+        {"*1\r\n$ 1\r\n", "invalid bulk length"},
         {"*1\r\n$-1\r\n", "invalid bulk length"},
         {"*1\r\n$abc\r\n", "invalid bulk length"},
         {"*1\r\n$\r\n", "invalid bulk length"},
@@ -226,16 +231,121 @@ TEST_CASE("resp: limits fail fast") {
         CHECK(result.fed_at_failure == wire.size());
         CHECK(result.error.last_reply == redis_error("expected '$', got 'k'"));
     }
-    SUBCASE("a request longer than max_frame closes without a reply") {
+    SUBCASE("a request longer than max_frame plus max_bulk closes without a reply") {
+        // max_bulk defaults to max_frame here: 64 + 64 bytes for a whole request.
         const auto factory = build(make_resp, json::object(), 64);
-        CHECK_FALSE(
-            feed_whole(*factory, multibulk({std::string(20, 'a'), std::string(20, 'b')})).failed);
-        const std::string start = "*2\r\n$30\r\n" + std::string(30, 'a') + "\r\n$30\r\n";
-        const auto result = feed_bytewise(*factory, start + std::string(30, 'b') + "\r\n");
+        const std::vector<std::string> longest{std::string(50, 'a'), std::string(60, 'b')};
+        check_all_feeds(*factory, multibulk(longest), {command(longest)});  // 128 bytes
+        const std::string start = "*2\r\n$50\r\n" + std::string(50, 'a') + "\r\n$61\r\n";
+        const auto result = feed_bytewise(*factory, start + std::string(61, 'b') + "\r\n");
         CHECK(result.failed);
         CHECK(result.fed_at_failure == start.size());
-        CHECK(result.error.reason == "request longer than max_frame of 64 bytes");
+        CHECK(result.error.reason == "request longer than max_frame plus max_bulk, 128 bytes");
         CHECK(result.error.last_reply.empty());
+        // Framing counts too: 20 empty arguments take 5 + 20 * 6 = 125 bytes, 21 take 131.
+        const std::vector<std::string> twenty(20, "");
+        check_all_feeds(*factory, multibulk(twenty), {command(twenty)});
+        const auto framing = feed_bytewise(*factory, multibulk(std::vector<std::string>(21, "")));
+        CHECK(framing.failed);
+        CHECK(framing.fed_at_failure == 5 + 20 * 6 + 4);
+        CHECK(framing.messages.empty());
+        CHECK(framing.error.last_reply.empty());
+    }
+}
+
+TEST_CASE("resp: an argument of max_bulk fits, with the default max_bulk of max_frame too") {
+    // The listener's default max_frame of 1 MiB caps the default max_bulk to 1 MiB; a SET of a
+    // value of that size is a request of more than 1 MiB, and must still be delivered.
+    const std::size_t mib = std::size_t{1} << 20;
+    const auto factory = build(make_resp, json::object(), mib);
+    for (const std::size_t size : {mib - 29, mib - 1, mib}) {
+        INFO("value of " << size << " bytes");
+        const std::string value(size, 'v');
+        const std::string wire = multibulk({"SET", "key", value});
+        for (const auto& result : std::vector<codec_test::FeedResult>{
+                 feed_whole(*factory, wire), feed_split(*factory, wire, 20),
+                 feed_split(*factory, wire, wire.size() - 1)}) {
+            CHECK_FALSE(result.failed);
+            REQUIRE(result.messages.size() == 1);
+            CHECK(result.messages[0].args == std::vector<std::string>{"SET", "key", value});
+            CHECK(result.left == 0);
+        }
+    }
+    // One byte more is Redis's error, at the header.
+    const std::string header = "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$1048577\r\n";
+    for (const auto& result : {feed_whole(*factory, header), feed_bytewise(*factory, header)}) {
+        CHECK(result.failed);
+        CHECK(result.fed_at_failure == header.size());
+        CHECK(result.error.last_reply == redis_error("invalid bulk length"));
+    }
+    // Two arguments of max_bulk each pass the 2 MiB a request may hold: closed, no reply.
+    const std::string two = "*2\r\n$1048576\r\n" + std::string(mib, 'a') + "\r\n$1048576\r\n";
+    const auto result = feed_whole(*factory, two);
+    CHECK(result.failed);
+    CHECK(result.error.last_reply.empty());
+}
+
+TEST_CASE("resp: multibulk counts up to INT_MAX are Redis's, bounded by max_frame") {
+    const auto factory = build(make_resp);
+    // Accepted and waited on, as Redis does.
+    for (const std::string& count : {"1048577"s, "20000000"s, "2147483647"s}) {
+        INFO("count " << count);
+        const auto result = feed_whole(*factory, "*" + count + "\r\n$1\r\nx\r\n");
+        CHECK_FALSE(result.failed);
+        CHECK(result.messages.empty());
+    }
+    // A large count whose arguments come is delivered.
+    std::vector<std::string> args(1048577, "");
+    args[0] = "MSET";
+    const auto big = build(make_resp, json::object(), std::size_t{8} << 20);
+    const auto delivered = feed_whole(*big, multibulk(args));
+    CHECK_FALSE(delivered.failed);
+    REQUIRE(delivered.messages.size() == 1);
+    CHECK(delivered.messages[0].args.size() == args.size());
+}
+
+TEST_CASE("resp: protocol error replies carry no CR or LF, at every split point") {
+    // Redis writes the quoted byte as a space; the logged reason is the same text.
+    struct Case {
+        std::string wire;
+        std::string reply;
+    };
+    const std::vector<Case> cases = {
+        {"*1\r\n\r\r\n", "-ERR Protocol error: expected '$', got ' '\r\n"},
+        {"*1\r\n\n\r\n", "-ERR Protocol error: expected '$', got ' '\r\n"},
+        {"*2\r\n$1\r\nx\r\n\r\r\n", "-ERR Protocol error: expected '$', got ' '\r\n"},
+    };
+    const auto factory = build(make_resp);
+    for (const auto& c : cases) {
+        for (std::size_t at = 0; at <= c.wire.size(); ++at) {
+            INFO("wire \"" << c.wire << "\" split at " << at);
+            const auto result = at == c.wire.size() ? feed_bytewise(*factory, c.wire)
+                                                    : feed_split(*factory, c.wire, at);
+            CHECK(result.failed);
+            CHECK(result.error.last_reply == c.reply);
+            CHECK(result.error.reason == "Protocol error: expected '$', got ' '");
+        }
+    }
+}
+
+TEST_CASE("resp: Redis's integer syntax for arguments") {
+    namespace resp = reactor::protocols::resp;
+    for (const auto& [text, value] : std::vector<std::pair<std::string, std::int64_t>>{
+             {"0", 0},
+             {"5", 5},
+             {"-5", -5},
+             {"9223372036854775807", 9223372036854775807LL},
+             {"-9223372036854775808", -9223372036854775807LL - 1}}) {
+        std::int64_t got = 42;
+        CHECK_MESSAGE(resp::parse_integer(text, got), text);
+        CHECK(got == value);
+    }
+    for (const std::string& text : std::vector<std::string>{
+             "", "-", "05", "-0", "-05", "00", "+5", " 5", "5 ", "5x", "0x10", "1e3",
+             "9223372036854775808", "-9223372036854775809", "99999999999999999999", "5\0"s}) {
+        std::int64_t got = 42;
+        CHECK_FALSE_MESSAGE(resp::parse_integer(text, got), text);
+        CHECK(got == 42);
     }
 }
 
