@@ -13,6 +13,10 @@ Hand-written seeds cover what clients do not send: length-field frames in severa
 netstrings, line edge cases, and for the config target the example configs in server/configs,
 reactord's --print-default output (with --reactord) and small broken variants.
 
+Attack seeds replay the inputs of the conformance tables in tests/integration
+(test_http_conformance.py against nginx, test_resp_conformance.py against redis-server): each
+input whole and fed byte by byte, named attack-<case>.
+
 Every codec seed starts with the 16 control bytes described in tests/fuzz/fuzz_input.hpp; traffic
 seeds get defaults (all limits at their defaults) and one cut in the middle. Files are named
 <kind>-<what>.bin and overwritten on each run; regression seeds (regress-*) are never touched.
@@ -21,6 +25,7 @@ Each file is cut to 4 KiB. Needs redis-tools and curl.
 
 import argparse
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -415,6 +420,24 @@ def grow_http_hand(corpus):
                  b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n123456789")
 
 
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def grow_attacks(corpus):
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+    import test_http_conformance
+    import test_resp_conformance
+    inputs = {"http": [(case[0], case[1]) for case in test_http_conformance.CASES],
+              "resp": [(case["name"], case["data"]) for case in test_resp_conformance.CASES] +
+                      [(d["name"], d["data"]) for d in test_resp_conformance.DIFFERENCES]}
+    for target, cases in inputs.items():
+        for name, data in cases:
+            corpus.write(target, "attack-" + slug(name), control() + data)
+            corpus.write(target, "attack-" + slug(name) + "-bytewise",
+                         control(bytewise=True) + data)
+
+
 def grow_config(corpus, reactord):
     configs = os.path.join(REPO, "server", "configs")
     for name in sorted(os.listdir(configs)):
@@ -464,6 +487,7 @@ def main():
     grow_line(corpus)
     grow_resp_hand(corpus)
     grow_http_hand(corpus)
+    grow_attacks(corpus)
     grow_config(corpus, args.reactord)
     for target, count in sorted(corpus.written.items()):
         print("%s: %d seeds" % (target, count))

@@ -38,7 +38,36 @@ TEST_CASE("kv store: a key does not keep the memory of the largest value it ever
 
 TEST_CASE("kv store: an expired key is gone") {
     KvStore store;
-    store.set("k", "v", KvStore::Clock::now() - std::chrono::milliseconds(1));
+    store.set("k", "v", KvStore::now_ms() - 1);
     CHECK(store.get("k") == nullptr);
     CHECK_FALSE(store.exists("k"));
+    std::optional<KvStore::Millis> at;
+    CHECK_FALSE(store.expiry("k", at));
+}
+
+TEST_CASE("kv store: expiry times far away and kept") {
+    KvStore store;
+    // 10^10 seconds from now: past what a nanosecond clock can count, not past Unix milliseconds.
+    const KvStore::Millis far = KvStore::now_ms() + 10'000'000'000LL * 1000;
+    store.set("k", "v", far);
+    std::optional<KvStore::Millis> at;
+    REQUIRE(store.expiry("k", at));
+    CHECK(at == far);
+    CHECK(*store.get("k") == "v");
+    store.set_keep_ttl("k", "w");
+    REQUIRE(store.expiry("k", at));
+    CHECK(at == far);
+    CHECK(*store.get("k") == "w");
+    store.set("k", "x", std::nullopt);
+    REQUIRE(store.expiry("k", at));
+    CHECK_FALSE(at.has_value());
+    // A new key set keeping its expiry has none; so has one whose expiry had passed.
+    store.set_keep_ttl("new", "1");
+    REQUIRE(store.expiry("new", at));
+    CHECK_FALSE(at.has_value());
+    store.set("old", "1", KvStore::now_ms() - 1);
+    store.set_keep_ttl("old", "2");
+    REQUIRE(store.expiry("old", at));
+    CHECK_FALSE(at.has_value());
+    CHECK(store.size() == 3);
 }
