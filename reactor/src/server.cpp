@@ -140,13 +140,25 @@ Server::~Server() {
 bool Server::send(ConnectionId id, std::string_view payload) {
     return impl_->route(
         id, [payload](TcpConnection& c) { c.send(payload); },
-        [payload] { return [copy = std::string(payload)](TcpConnection& c) { c.send(copy); }; });
+        [payload] {
+            return [copy = std::string(payload)](TcpConnection& c) {
+                c.take_queued(copy.size());
+                c.send(copy);
+            };
+        },
+        payload.size());
 }
 
 bool Server::send_raw(ConnectionId id, std::string_view bytes) {
     return impl_->route(
         id, [bytes](TcpConnection& c) { c.send_raw(bytes); },
-        [bytes] { return [copy = std::string(bytes)](TcpConnection& c) { c.send_raw(copy); }; });
+        [bytes] {
+            return [copy = std::string(bytes)](TcpConnection& c) {
+                c.take_queued(copy.size());
+                c.send_raw(copy);
+            };
+        },
+        bytes.size());
 }
 
 bool Server::close(ConnectionId id, CloseMode mode, CloseReason reason) {

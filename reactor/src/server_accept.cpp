@@ -203,7 +203,7 @@ ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string p
     shard.live.emplace(id, std::move(conn));
     {
         std::lock_guard lock(ids_mutex);
-        ids.emplace(id, Entry{shard.index, group->name});
+        ids.emplace(id, Entry{shard.index, group->name, raw});
     }
     log_limited(log_rates::connection_opened(), "listener=", group->name, " conn=", id,
                 " loop=", shard.index, " opened from ", raw->peer());

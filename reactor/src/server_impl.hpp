@@ -72,6 +72,7 @@ struct Server::Impl {
     struct Entry {
         std::size_t shard;
         std::string listener;
+        TcpConnection* conn;  // alive while listed: retire() unlists it before it can go
     };
     mutable std::mutex ids_mutex;
     std::unordered_map<ConnectionId, Entry> ids;
@@ -130,21 +131,36 @@ struct Server::Impl {
 
     // Runs now(conn) when the calling thread owns the connection's loop, otherwise posts the task
     // that make_later() builds (it must own copies of its data, so it is only built when needed).
-    // False when the id is not open.
+    // A posted send copies `queued` bytes: they count against the connection's output_limit until
+    // the task runs (TcpConnection::add_queued), and past it the connection is closed for output
+    // overflow instead of queuing more. False when the id is not open.
     template <typename Now, typename MakeLater>
-    bool route(ConnectionId id, Now now, MakeLater make_later) {
+    bool route(ConnectionId id, Now now, MakeLater make_later, std::size_t queued = 0) {
         std::size_t index = 0;
+        bool overflow = false;
         {
             std::lock_guard lock(ids_mutex);
             const auto it = ids.find(id);
             if (it == ids.end()) return false;
             index = it->second.shard;
+            if (queued != 0 && !owns(*shards[index]) && !it->second.conn->add_queued(queued)) {
+                if (!it->second.conn->take_overflow()) return true;  // its close is on the way
+                overflow = true;
+            }
         }
         Shard& shard = *shards[index];
         if (owns(shard)) {
             const auto it = shard.live.find(id);
             if (it == shard.live.end() || it->second->closing()) return false;
             now(*it->second);
+            return true;
+        }
+        if (overflow) {
+            shard.loop->post([weak = std::weak_ptr<Impl*>(alive), &shard, id] {
+                if (!weak.lock()) return;
+                const auto it = shard.live.find(id);
+                if (it != shard.live.end()) it->second->overflow_queued();
+            });
             return true;
         }
         shard.loop->post(

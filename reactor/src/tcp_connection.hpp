@@ -111,6 +111,19 @@ class TcpConnection final : public Connection, private MessageSink {
 
     ConnectionGroup& group() { return *group_; }
 
+    // Sends handed to this connection's loop by other threads (Server::send) hold copies that are
+    // not in its output yet; they count against output_limit as if they were, so a connection's
+    // memory stays near output_limit however far its loop is behind. add_queued(): any thread,
+    // while the connection is in the server's id table (under its lock, so the object is alive);
+    // false, with nothing counted, when bytes queued alone would pass output_limit, and
+    // then the caller posts overflow_queued() instead of the copy (the first such caller only:
+    // take_overflow()). take_queued() and overflow_queued(): loop thread, as the posted send or
+    // close runs.
+    bool add_queued(std::size_t bytes);
+    bool take_overflow() { return !overflow_posted_.exchange(true, std::memory_order_relaxed); }
+    void take_queued(std::size_t bytes) { queued_.fetch_sub(bytes, std::memory_order_relaxed); }
+    void overflow_queued();
+
   private:
     // MessageSink
     void deliver(Message& message) override;
@@ -238,6 +251,10 @@ class TcpConnection final : public Connection, private MessageSink {
     bool concluded_ = false;
     bool finished_ = false;
     CloseReason reason_ = CloseReason::app_closed;
+
+    // Written by other threads: a cache line of their own, away from what the loop touches.
+    alignas(64) std::atomic<std::size_t> queued_{0};  // bytes of other threads' sends not applied
+    std::atomic<bool> overflow_posted_{false};
 };
 
 // An exception from application code must not unwind through libevent's C frames: it is logged and

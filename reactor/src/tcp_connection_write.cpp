@@ -121,9 +121,27 @@ bool TcpConnection::write_stage(std::size_t& left) {
     return true;
 }
 
+bool TcpConnection::add_queued(std::size_t bytes) {
+    const std::size_t limit = group_->limits.output_limit;
+    const std::size_t before = queued_.fetch_add(bytes, std::memory_order_relaxed);
+    // One send larger than the limit is judged once applied, as a send on the loop thread is.
+    if (limit == 0 || before == 0 || before + bytes <= limit) return true;
+    queued_.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+}
+
+void TcpConnection::overflow_queued() {
+    if (closing_) return;
+    log_limited(log_rates::output_overflow(), "listener=", group_->name, " conn=", id_,
+                " peer=", peer_, " output overflow: ", output_pending(), " bytes pending and ",
+                queued_.load(std::memory_order_relaxed), " queued by other threads");
+    close(CloseMode::now, CloseReason::output_overflow);
+}
+
 void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
     stats_.bytes_out += added;
     const auto& limits = group_->limits;
+    pending += queued_.load(std::memory_order_relaxed);
     if (limits.output_limit != 0 && pending > limits.output_limit) {
         log_limited(log_rates::output_overflow(), "listener=", group_->name, " conn=", id_,
                     " peer=", peer_, " output overflow: ", pending, " bytes pending");

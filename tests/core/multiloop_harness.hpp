@@ -300,8 +300,10 @@ class MultiLoopServer {
 
     // Listens on 127.0.0.1:0 with line framing; handlers default to recording_echo(recorder).
     reactor::Endpoint listen(std::string name, reactor::AcceptMode mode,
-                             std::optional<reactor::Handlers> handlers = std::nullopt) {
+                             std::optional<reactor::Handlers> handlers = std::nullopt,
+                             reactor::ConnectionLimits limits = {}) {
         reactor::ListenOptions options;
+        options.limits = limits;
         options.name = std::move(name);
         options.endpoint = reactor::Endpoint::tcp("127.0.0.1", 0);
         options.accept = mode;
