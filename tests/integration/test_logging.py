@@ -74,6 +74,22 @@ class ProtocolErrorFlood(unittest.TestCase):
             server.cleanup()
 
 
+class PeerOnInfoLines(unittest.TestCase):
+    def test_a_connection_named_at_info_names_its_peer(self):
+        """Open and close lines are debug only: the INFO line itself traces the connection."""
+        server = Reactord({"listeners": [listener("echo", {"name": "line", "max_line": 64}, "echo")]})
+        try:
+            sock = connect(server.ports["echo"])
+            local = "127.0.0.1:%d" % sock.getsockname()[1]
+            sock.sendall(b"x" * 200 + b"\n")
+            recv_to_eof(sock)
+            sock.close()
+            match = server.wait_for(r" INFO .*listener=echo conn=\d+ peer=(\S+) protocol error")
+            self.assertEqual(match.group(1), local)
+        finally:
+            server.cleanup()
+
+
 class StalledLogDestination(unittest.TestCase):
     def test_stderr_on_a_pipe_nobody_reads_does_not_stop_the_server(self):
         directory = tempfile.mkdtemp(prefix="reactord-log-test-")
