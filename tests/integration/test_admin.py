@@ -81,6 +81,39 @@ class ServerCase(unittest.TestCase):
         self.server.cleanup()
 
 
+# --- pipelined commands: taken no faster than their replies are read --------------------------
+
+class PipelinedCommands(ServerCase):
+    config = {"admin": {"port": 0}, "listeners": [listener("line", "line", "echo")]}
+    CLIENTS = 300
+    LISTS = 2000
+
+    def test_pipelined_lists_all_answered_while_many_connections_are_open(self):
+        # Before: 5,000 pipelined lists with 300 connections open closed the session for output
+        # overflow after 260 replies; commands are now held while replies pass the high-water mark.
+        clients = [connect(self.server.ports["line"]) for _ in range(self.CLIENTS)]
+        admin = session(self.port, token=None)
+        try:
+            admin.sendall(b"list\n" * self.LISTS + b"stats\n")
+            admin.settimeout(60)
+            answered = 0
+            tail = b""
+            listed = b" %d connections\n" % (self.CLIENTS + 1)  # the admin session is listed too
+            while True:
+                chunk = admin.recv(1 << 20)
+                self.assertTrue(chunk, f"session closed after {answered} replies")
+                data = tail + chunk
+                answered += data.count(listed)
+                tail = data[-(len(listed) - 1):]
+                if b'"listeners"' in data:  # the stats reply comes after every list
+                    break
+            self.assertEqual(answered, self.LISTS)
+        finally:
+            admin.close()
+            for c in clients:
+                c.close()
+
+
 # --- long lines: answered, and the session goes on ---------------------------------------------
 
 class LongLines(ServerCase):
