@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <system_error>
 
@@ -52,15 +53,18 @@ std::string describe(const sockaddr* address, socklen_t length) {
             // through sprintf, about 1,700 instructions, a sixth of a connection's whole cost.
             const auto* in = reinterpret_cast<const sockaddr_in*>(address);
             const auto* octets = reinterpret_cast<const unsigned char*>(&in->sin_addr);
-            char text[sizeof "255.255.255.255:65535"];
-            char* at = text;
-            char* const end = text + sizeof text;
+            // Each number goes through a buffer of its own: every write is then bounded where
+            // it is made (gcc 12 at -O3 cannot prove a shared cursor stays in range).
+            std::string text;
+            text.reserve(sizeof "255.255.255.255:65535" - 1);
+            char digits[sizeof "65535"];
             for (int i = 0; i < 4; ++i) {
-                at = std::to_chars(at, end, octets[i]).ptr;
-                *at++ = i < 3 ? '.' : ':';
+                text.append(digits, std::to_chars(digits, digits + sizeof digits, octets[i]).ptr);
+                text.push_back(i < 3 ? '.' : ':');
             }
-            at = std::to_chars(at, end, ntohs(in->sin_port)).ptr;
-            return std::string(text, at);
+            const std::uint16_t port = ntohs(in->sin_port);
+            text.append(digits, std::to_chars(digits, digits + sizeof digits, port).ptr);
+            return text;
         }
         case AF_INET6: {
             const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
