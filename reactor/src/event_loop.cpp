@@ -1,4 +1,5 @@
 #include "reactor/event_loop.hpp"
+#include "thread_check.hpp"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -220,6 +221,7 @@ void EventLoop::run_in_loop(Task fn) {
 }
 
 void EventLoop::defer(Task fn) {
+    REACTOR_LOOP_THREAD_ONLY(*this, "EventLoop::defer");
     impl_->deferred.push_back(std::move(fn));
     if (impl_->deferred.size() == 1) event_active(impl_->defer_event.get(), EV_TIMEOUT, 1);
 }
@@ -253,6 +255,7 @@ void TimerHandle::cancel() const {
 }
 
 void EventLoop::on_signal(int signo, Task fn) {
+    REACTOR_LOOP_THREAD_ONLY(*this, "EventLoop::on_signal");
     auto task = std::make_unique<Task>(std::move(fn));
     auto cb = [](evutil_socket_t, short, void* arg) { (*static_cast<Task*>(arg))(); };
     EventPtr ev(evsignal_new(impl_->base.get(), signo, cb, task.get()));

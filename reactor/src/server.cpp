@@ -2,6 +2,7 @@
 // server_accept.cpp; the state both share is in server_impl.hpp.
 
 #include <algorithm>
+#include "thread_check.hpp"
 
 #include "reactor/log.hpp"
 #include "server_impl.hpp"
@@ -258,6 +259,7 @@ std::size_t Server::loop_count() const {
 }
 
 void Server::shutdown(std::function<void()> done) {
+    REACTOR_LOOP_THREAD_ONLY(*impl_->main().loop, "Server::shutdown");
     impl_->shutdown_done = std::move(done);
     impl_->shards_draining.store(impl_->shards.size());
     impl_->shutting_down.store(true);

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "thread_check.hpp"
 
 #include <cerrno>
 
@@ -212,6 +213,7 @@ ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string p
 }
 
 Endpoint Server::listen(ListenOptions options) {
+    REACTOR_LOOP_THREAD_ONLY(*impl_->main().loop, "Server::listen");
     auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
                             options.limits);
     if (impl_->budget->limit != 0) group->budget = impl_->budget;

@@ -3,6 +3,7 @@
 // tcp_connection_close.cpp.
 
 #include "tcp_connection.hpp"
+#include "thread_check.hpp"
 
 #include <cassert>
 #include <cstring>
@@ -89,10 +90,12 @@ void TcpConnection::start() {
 }
 
 void TcpConnection::pause_reading() {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::pause_reading");
     if (read_pauses_++ == 0) event_del(read_event_.get());
 }
 
 void TcpConnection::resume_reading() {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::resume_reading");
     assert(read_pauses_ > 0);
     if (--read_pauses_ != 0 || closing_) return;
     if (peer_ended_) {

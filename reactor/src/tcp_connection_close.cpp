@@ -5,6 +5,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include "thread_check.hpp"
 
 #include <cerrno>
 
@@ -23,6 +24,7 @@ constexpr std::chrono::milliseconds kLingerPoll{20};
 }  // namespace
 
 void TcpConnection::close(CloseMode mode, CloseReason reason) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::close");
     if (closing_) return;
     if (reason == CloseReason::shutdown && mode == CloseMode::flush) {
         read_remaining_input();

@@ -3,6 +3,7 @@
 // The rest of TcpConnection is in tcp_connection.cpp.
 
 #include <sys/socket.h>
+#include "thread_check.hpp"
 
 #include <cerrno>
 
@@ -16,6 +17,7 @@
 namespace reactor {
 
 void TcpConnection::send(std::string_view payload) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send");
     if (closing_) return;
     if (staging_ && stage_encoded(payload)) return;
     spill_stage();  // the encoder writes to the output buffer, after what is staged
@@ -29,6 +31,7 @@ void TcpConnection::send(std::string_view payload) {
 }
 
 void TcpConnection::send_raw(std::string_view bytes) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send_raw");
     if (closing_) return;
     if (staging_) {
         OutputStage& stage = output_stage();
@@ -61,6 +64,7 @@ bool TcpConnection::stage_encoded(std::string_view payload) {
 }
 
 std::size_t TcpConnection::output_pending() const {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::output_pending");
     return output_.size() + (staging_ ? stage_->bytes().size() : 0);
 }
 

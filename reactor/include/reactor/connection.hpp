@@ -41,8 +41,10 @@ struct ConnectionStats {
 
 // One TCP or Unix stream connection, living on one loop for its whole life.
 //
-// Threading: every method belongs to the owning loop's thread. From any other thread, use
-// Server::send / Server::close with the connection's id. The object is destroyed by its loop after
+// Threading: every method belongs to the owning loop's thread (send, send_raw, close,
+// pause_reading, resume_reading and output_pending abort in debug builds when called from another
+// thread while that loop runs). From any other thread, use Server::send / Server::close with the
+// connection's id. The object is destroyed by its loop after
 // on_close, never inside one of its own callbacks; keep the id, not the reference.
 class Connection {
   public:

@@ -31,7 +31,8 @@ class TimerHandle {
 //
 // Threading: post(), run_in_loop(), stop(), run_after(), run_every(), TimerHandle::cancel() and
 // in_loop_thread() are safe from any thread. Everything else that takes an EventLoop& (connections,
-// listeners, servers) belongs to the loop thread.
+// listeners, servers) belongs to the loop thread; defer() and on_signal() abort in debug builds
+// when called from another thread while the loop runs.
 class EventLoop {
   public:
     using Task = std::function<void()>;

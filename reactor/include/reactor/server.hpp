@@ -94,7 +94,8 @@ struct LoopStats {
 // Threading: send(), send_raw(), close(), broadcast(), connection_count(), listener_of(),
 // collect_connections() and loop_stats() are safe from any thread; they post to the owning loop
 // when called elsewhere.
-// listen(), connect() and shutdown() belong to loop 0's thread (or any thread before loop 0 runs).
+// listen(), connect() and shutdown() belong to loop 0's thread (or any thread before loop 0 runs;
+// debug builds abort on listen() and shutdown() from another thread while loop 0 runs).
 // find() and for_each() see the calling loop's own connections. Destroy the server on loop 0's
 // thread or after loop 0 stopped.
 class Server {
