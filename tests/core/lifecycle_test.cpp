@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "server_harness.hpp"
@@ -244,6 +245,12 @@ TEST_CASE("destroying the server: a connection's context that sends or closes fi
         reactor::Server* server;
         std::vector<ConnectionId> others;
         std::shared_ptr<std::vector<bool>> results;
+        // Spelled out: clang 14 has no parenthesised aggregate initialisation for make_shared.
+        Farewell(reactor::Server* s, std::vector<ConnectionId> o,
+                 std::shared_ptr<std::vector<bool>> r)
+            : server(s), others(std::move(o)), results(std::move(r)) {}
+        Farewell(const Farewell&) = delete;
+        Farewell& operator=(const Farewell&) = delete;
         ~Farewell() {
             for (const auto id : others) {
                 results->push_back(server->send(id, "bye"));

@@ -60,7 +60,8 @@ Death run_in_child(const std::function<void()>& fn) {
 // A running server with one open connection; calls misuse(conn) on this (the test's) thread.
 void misuse_open_connection(const std::function<void(reactor::Connection&)>& misuse) {
     test::ServerHarness h;
-    auto [client, id] = h.connect_and_wait_open();
+    auto opened = h.connect_and_wait_open();         // the client stays open while misuse runs
+    const reactor::ConnectionId id = opened.second;  // a name clang 14 lets lambdas capture
     reactor::Connection* conn = h.on_loop([&] { return h.server.find(id); });
     REQUIRE(conn != nullptr);
     misuse(*conn);
@@ -125,7 +126,9 @@ TEST_CASE("before its loop runs, one thread may set a server up: no check fires"
 TEST_CASE("the same calls on the loop's own thread pass") {
     const Death death = run_in_child([] {
         test::ServerHarness h;
-        auto [client, id] = h.connect_and_wait_open();
+        auto opened = h.connect_and_wait_open();
+        auto& client = opened.first;
+        const reactor::ConnectionId id = opened.second;  // a binding clang 14 lets lambdas capture
         h.on_loop([&] {
             reactor::Connection* conn = h.server.find(id);
             conn->send("fine");

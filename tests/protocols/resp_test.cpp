@@ -330,12 +330,15 @@ TEST_CASE("resp: protocol error replies carry no CR or LF, at every split point"
 
 TEST_CASE("resp: Redis's integer syntax for arguments") {
     namespace resp = reactor::protocols::resp;
-    for (const auto& [text, value] : std::vector<std::pair<std::string, std::int64_t>>{
+    for (const auto& entry : std::vector<std::pair<std::string, std::int64_t>>{
              {"0", 0},
              {"5", 5},
              {"-5", -5},
              {"9223372036854775807", 9223372036854775807LL},
              {"-9223372036854775808", -9223372036854775807LL - 1}}) {
+        // Named, not bound: clang 14 does not let the check's lambda capture a binding.
+        const std::string& text = entry.first;
+        const std::int64_t value = entry.second;
         std::int64_t got = 42;
         CHECK_MESSAGE(resp::parse_integer(text, got), text);
         CHECK(got == value);
