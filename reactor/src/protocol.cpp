@@ -1,6 +1,8 @@
 #include "reactor/protocol.hpp"
 
 #include <cassert>
+#include <stdexcept>
+#include <utility>
 
 #include "decode_frames.hpp"
 
@@ -17,6 +19,9 @@ class CountingSink final : public MessageSink {
     }
     bool accepting() const override { return inner_.accepting(); }
     void write_interim(std::string_view bytes) override { inner_.write_interim(bytes); }
+    void switch_protocol(std::unique_ptr<Protocol> next) override {
+        inner_.switch_protocol(std::move(next));
+    }
     std::size_t count = 0;
 
   private:
@@ -28,6 +33,11 @@ class CountingSink final : public MessageSink {
 const ProtocolError& Decoded::no_error() {
     static const ProtocolError none;
     return none;
+}
+
+void MessageSink::switch_protocol(std::unique_ptr<Protocol> next) {
+    (void)next;
+    throw std::logic_error("this message sink has no connection whose protocol could switch");
 }
 
 DecodeOutcome decode_frames(Protocol& protocol, Buffer& in, MessageSink& out) {

@@ -8,6 +8,7 @@
 #include <cassert>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 #include "decode_frames.hpp"
 #include "log_rates.hpp"
@@ -123,12 +124,44 @@ void TcpConnection::deliver(Message& message) {
     }
 }
 
+void TcpConnection::switch_protocol(std::unique_ptr<Protocol> next) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::switch_protocol");
+    if (next == nullptr) throw std::invalid_argument("switch_protocol: no protocol");
+    if (decoding_) {
+        // The protocol being switched away from is inside its decode(): it lives until that
+        // returns. A second switch meanwhile replaces the first one's protocol, never used.
+        if (!switching_) retired_protocol_ = std::move(protocol_);
+        protocol_ = std::move(next);
+        switching_ = true;
+        return;
+    }
+    protocol_ = std::move(next);
+    if (!in_read_ && !input_.empty()) process_input();
+}
+
+bool TcpConnection::finish_switch() {
+    if (!switching_) return false;
+    retired_protocol_.reset();
+    switching_ = false;
+    return true;
+}
+
 void TcpConnection::process_input() {
     if (closing_ || read_pauses_ > 0) return;
     for (;;) {
         begin_stage();
         in_read_ = true;
-        const DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
+        decoding_ = true;
+        DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
+        decoding_ = false;
+        // A switch stopped the old protocol after its frame: the new one decodes what follows,
+        // in this same pass (a failure is reported by whichever protocol failed).
+        while (finish_switch() && !outcome.failed && !closing_ && !paused_for_output_ &&
+               !input_.empty()) {
+            decoding_ = true;
+            outcome = decode_frames(*protocol_, input_, *this);
+            decoding_ = false;
+        }
         // Decoding stops while the output is above its high-water mark (see accepting()).
         const bool throttled = paused_for_output_;
         flush();
@@ -149,7 +182,14 @@ void TcpConnection::on_end_of_stream() {
     // Half-close: the peer may still read. Decode what is left, answer it, then close.
     peer_ended_ = true;
     eof_pending_ = false;
-    const DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
+    decoding_ = true;
+    DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
+    decoding_ = false;
+    while (finish_switch() && !outcome.failed && !closing_ && !paused_for_output_) {
+        decoding_ = true;
+        outcome = decode_eof(*protocol_, input_, *this);
+        decoding_ = false;
+    }
     if (outcome.failed) {
         log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
                     " peer=", peer_, " protocol error at end of input: ", outcome.error.reason);

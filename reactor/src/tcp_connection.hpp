@@ -108,6 +108,7 @@ class TcpConnection final : public Connection, private MessageSink {
     void resume_reading() override;
     void close(CloseMode mode, CloseReason reason) override;
     bool closing() const override { return closing_; }
+    void switch_protocol(std::unique_ptr<Protocol> next) override;
 
     ConnectionGroup& group() { return *group_; }
 
@@ -130,8 +131,10 @@ class TcpConnection final : public Connection, private MessageSink {
     // Decoding stops once the connection closes, and while its output is above the high-water
     // mark: frames already buffered wait, as the unread ones wait in the kernel, so a client
     // pipelining faster than it reads its replies is slowed down, never closed for overflow.
-    bool accepting() const override { return !(closing_ | paused_for_output_); }
+    // A protocol switch inside a frame's delivery also stops it: what follows is the next one's.
+    bool accepting() const override { return !(closing_ | paused_for_output_ | switching_); }
     void write_interim(std::string_view bytes) override { send_raw(bytes); }
+    // MessageSink's and Connection's switch_protocol are the same.
 
     static void on_readable(evutil_socket_t, short, void* arg);
     static void on_write(bufferevent*, void* arg);
@@ -169,6 +172,8 @@ class TcpConnection final : public Connection, private MessageSink {
     void guarded(const char* what, Fn&& fn);
     // Decodes and dispatches what the input holds, then flushes the replies.
     void process_input();
+    // After a decode pass: destroys the protocol a switch inside it retired; true if there was one.
+    bool finish_switch();
     // The peer closed its write side: what is left is decoded, answered, and the connection closed.
     // With the output above its high-water mark, the rest waits for resume_reading().
     void on_end_of_stream();
@@ -209,6 +214,8 @@ class TcpConnection final : public Connection, private MessageSink {
     std::shared_ptr<ConnectionGroup> group_;
     BufferEventPtr bev_;
     std::unique_ptr<Protocol> protocol_;
+    // The protocol switched away from inside its own decode(): destroyed once that returned.
+    std::unique_ptr<Protocol> retired_protocol_;
     Buffer input_;
     Buffer output_;
     const int fd_;
@@ -218,6 +225,8 @@ class TcpConnection final : public Connection, private MessageSink {
     bool peer_ended_ = false;         // the peer's end of stream was read
     bool lingering_ = false;          // output done, our stream ended, waiting for the peer's end
     bool in_read_ = false;            // inside on_read: it flushes when done
+    bool decoding_ = false;           // inside the protocol's decode() or decode_eof()
+    bool switching_ = false;          // switch_protocol() ran inside decoding: stop, then go on
     bool flush_scheduled_ = false;    // a deferred flush is queued
     bool write_armed_ = false;        // libevent's write event is on (a partial write is pending)
     bool staging_ = false;            // holds the OutputStage; the output buffer is empty meanwhile

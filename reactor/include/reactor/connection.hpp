@@ -3,6 +3,7 @@
 #include <any>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,16 @@ class Connection {
     virtual void close(CloseMode mode = CloseMode::flush,
                        CloseReason reason = CloseReason::app_closed) = 0;
     virtual bool closing() const = 0;
+
+    // Replaces the connection's protocol (an HTTP Upgrade answered 101, a STARTTLS-like switch).
+    // send() frames with the new protocol from this call on. Called while a frame is delivered
+    // (from on_message, or by a protocol itself), the frame being delivered is the old protocol's
+    // last: the bytes after it, already read or still to come, are decoded by the new protocol in
+    // the same read pass, and the old one is destroyed once its decode() has returned (Netty hands
+    // a removed decoder's leftover bytes on the same way). Called at another time, the bytes
+    // buffered are decoded by the new protocol at once. Switching again before the old protocol's
+    // decode() returned replaces the new one.
+    virtual void switch_protocol(std::unique_ptr<Protocol> next) = 0;
 
     // Application state attached to the connection.
     std::any context;

@@ -44,6 +44,8 @@ class Decoded {
     std::unique_ptr<ProtocolError> error_;
 };
 
+class Protocol;
+
 // Where a protocol hands its decoded messages.
 class MessageSink {
   public:
@@ -54,6 +56,11 @@ class MessageSink {
     // Bytes the protocol itself must send before the current frame is complete, such as HTTP's
     // "100 Continue". Ignored by sinks without a connection (codec tests record it).
     virtual void write_interim(std::string_view bytes) { (void)bytes; }
+    // Hands the connection to another protocol after the frame being decoded, as
+    // Connection::switch_protocol does: the protocol calling it decodes nothing more (decode() is
+    // not called on it again, and it is destroyed once this decode() returns). Sinks without a
+    // connection cannot switch: std::logic_error.
+    virtual void switch_protocol(std::unique_ptr<Protocol> next);
 };
 
 // A framing protocol: one instance per connection, so it may keep per-connection decode state.
@@ -76,6 +83,10 @@ class MessageSink {
 //  - fail() closes the connection with reason "protocol error" after writing the optional last
 //  reply.
 //  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
+//  - Switching: the application's on_message (Connection::switch_protocol) or the protocol itself
+//    (MessageSink::switch_protocol), during a delivery, makes that frame the protocol's last. The
+//    bytes after it go to the next protocol in the same read pass, and this one is destroyed after
+//    its decode() returns, so it may still drain its frame.
 class Protocol {
   public:
     virtual ~Protocol() = default;
