@@ -365,7 +365,13 @@ int HttpProtocol::check_headers() {
             return fail_in_callback(Failure::bad_request, HPE_USER, "invalid request target");
         }
     }
-    if ((parser_.flags & F_TRANSFER_ENCODING) != 0) {
+    // llhttp flags no Transfer-Encoding whose value is empty: HTTP/1.0 looks at the names too.
+    const bool transfer_encoding =
+        (parser_.flags & F_TRANSFER_ENCODING) != 0 ||
+        (!http11 && std::any_of(headers_.begin(), headers_.end(), [this](const HeaderSpans& h) {
+            return ascii_iequals(view(h.name), "Transfer-Encoding");
+        }));
+    if (transfer_encoding) {
         // RFC 9112 §6.1: HTTP/1.0 has no chunked framing; the framing is faulty.
         if (!http11) {
             return fail_in_callback(Failure::bad_request, HPE_USER,
@@ -521,8 +527,12 @@ Decoded HttpProtocol::complete_request(Buffer& in, MessageSink& out, std::size_t
     deliver_request(out);
     in.drain(end);
     const bool own_framing = chunked_;
+    const bool upgrade = request_.upgrade;
     reset_request();
-    if (discarding_) {
+    if (upgrade) {
+        // The bytes after an upgrade stay for the protocol the application may have switched to
+        // while the request was delivered; without a switch the next decode() discards them.
+    } else if (discarding_) {
         in.drain(in.size());
     } else if (own_framing) {
         llhttp_reset(&parser_);  // still paused where the headers ended
@@ -727,8 +737,10 @@ void HttpProtocol::deliver_request(MessageSink& out) {
         request_.headers.push_back({view(h.name), trim_trailing_whitespace(view(h.value))});
     }
     request_.body = body_in_arena_ ? std::string_view(body_arena_) : view(body_);
-    // An upgrade would switch the connection to a protocol this codec does not speak.
-    request_.keep_alive = llhttp_should_keep_alive(&parser_) != 0 && parser_.upgrade == 0;
+    // After an upgrade this codec reads nothing more: the application switches protocols, or the
+    // connection ends after its reply.
+    request_.upgrade = parser_.upgrade != 0;
+    request_.keep_alive = llhttp_should_keep_alive(&parser_) != 0 && !request_.upgrade;
     discarding_ = !request_.keep_alive;
 
     reply_to_head_ = parser_.method == HTTP_HEAD;

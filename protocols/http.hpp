@@ -11,10 +11,15 @@
 // fields of a chunked body are checked and bounded but not exposed.
 //
 // Keep-alive: a request with "Connection: close", an HTTP/1.0 request without
-// "Connection: keep-alive", and a CONNECT or Upgrade request (upgrades are not supported) arrive
-// with keep_alive == false. The application closes the connection after replying to such a
-// request; encode() marks that reply "Connection: close", and any bytes after the request are
-// discarded unparsed.
+// "Connection: keep-alive", and a CONNECT or Upgrade request arrive with keep_alive == false. The
+// application closes the connection after replying to such a request; encode() marks that reply
+// "Connection: close", and any bytes after the request are discarded unparsed.
+//
+// Upgrade: a CONNECT or Upgrade request arrives with .http->upgrade set and its headers (Upgrade,
+// Connection, Sec-WebSocket-*) as sent. This codec decodes nothing after it. An application that
+// answers 101 Switching Protocols (with send_raw: encode() would frame a normal response) and
+// calls Connection::switch_protocol during the delivery hands the bytes after the request, in the
+// same read and later, to the new protocol; without a switch they are discarded.
 //
 // Errors, each answered with Content-Length: 0 and Connection: close, then the connection closes:
 //  - 431 Request Header Fields Too Large: the request line and headers, through the blank line that

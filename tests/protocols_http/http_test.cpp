@@ -580,7 +580,7 @@ TEST_CASE("bytes after a request that ends the connection are discarded") {
         CHECK(result.requests[0].target == "/1");
         CHECK(result.left == 0);
     }
-    SUBCASE("an upgrade, which is not supported") {
+    SUBCASE("an upgrade nobody switched for") {
         auto protocol = http();
         const auto result =
             feed(*protocol, {"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
@@ -590,6 +590,60 @@ TEST_CASE("bytes after a request that ends the connection are discarded") {
         CHECK_FALSE(result.requests[0].keep_alive);
         CHECK(result.left == 0);
     }
+}
+
+// Stands in for a connection whose application switches protocols when an upgrade arrives.
+class SwitchingSink final : public MessageSink {
+  public:
+    void deliver(Message& message) override {
+        REQUIRE(message.http != nullptr);
+        ++delivered;
+        upgrade = message.http->upgrade;
+        keep_alive = message.http->keep_alive;
+        upgrade_header = std::string(message.http->header("upgrade"));
+        if (upgrade) switched = true;  // the application's switch_protocol()
+    }
+    bool accepting() const override { return !switched; }
+    int delivered = 0;
+    bool upgrade = false;
+    bool keep_alive = true;
+    bool switched = false;
+    std::string upgrade_header;
+};
+
+TEST_CASE("an upgrade request leaves the bytes after it, at every split, for the next protocol") {
+    const std::string request =
+        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    const std::string next = "\x81\x05hello then more";
+    const std::string stream = request + next;
+    for (std::size_t split = 0; split <= stream.size(); ++split) {
+        CAPTURE(split);
+        auto protocol = http();
+        Buffer in;
+        SwitchingSink sink;
+        in.append(std::string_view(stream).substr(0, split));
+        reactor::decode_all(*protocol, in, sink);
+        if (!sink.switched) {
+            in.append(std::string_view(stream).substr(split));
+            reactor::decode_all(*protocol, in, sink);
+        } else {
+            in.append(std::string_view(stream).substr(split));  // arrives for the next protocol
+        }
+        REQUIRE(sink.delivered == 1);
+        CHECK(sink.upgrade);
+        CHECK_FALSE(sink.keep_alive);
+        CHECK(sink.upgrade_header == "websocket");
+        CHECK(in.size() == next.size());
+        CHECK(std::string(in.peek(in.size())) == next);
+    }
+}
+
+TEST_CASE("a request without Upgrade is not an upgrade") {
+    auto protocol = http();
+    const auto result = feed(*protocol, {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n"});
+    REQUIRE(result.requests.size() == 1);
+    // "Upgrade" without "Connection: upgrade" is only a header (RFC 9110 §7.8).
+    CHECK(result.requests[0].keep_alive);
 }
 
 TEST_CASE("headers past max_header_bytes fail with 431 before the headers end") {
@@ -912,4 +966,17 @@ TEST_CASE("the Date cache formats at most once per second") {
     clock += 3600;
     CHECK(cache.now() == "Sun, 06 Nov 1994 09:49:38 GMT");
     CHECK(cache.formats() == 3);
+}
+
+TEST_CASE("HTTP/1.0 with a Transfer-Encoding line, even an empty one, is refused") {
+    for (const std::string value : {"chunked", "", " "}) {
+        CAPTURE(value);
+        auto protocol = http();
+        const auto result =
+            feed(*protocol, {"POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: " + value +
+                             "\r\n\r\n3\r\nabc\r\n0\r\n\r\n"});
+        REQUIRE(result.last.failed);
+        CHECK(result.requests.empty());
+        CHECK(result.last.error.last_reply.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+    }
 }

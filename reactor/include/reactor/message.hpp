@@ -28,6 +28,11 @@ struct HttpRequest {
     std::vector<HttpHeader> headers;
     std::string_view body;
     bool keep_alive = true;
+    // An Upgrade request (with "Connection: upgrade") or a CONNECT: the bytes after it belong to
+    // the next protocol. Answer 101 (200 for CONNECT) and Connection::switch_protocol to take
+    // them over; without a switch they are discarded and the connection ends after the reply, as
+    // keep_alive is false.
+    bool upgrade = false;
 
     // First header with this name (ASCII case-insensitive), or an empty view.
     std::string_view header(std::string_view name) const;
