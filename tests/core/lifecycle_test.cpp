@@ -400,38 +400,11 @@ TEST_CASE("a connection whose input waits while its idle timer falls due is not 
     ::close(stall_pipe[1]);
 }
 
-namespace {
-
-// Raw framing with a refusal notice.
-class Noticed final : public reactor::Protocol {
-  public:
-    reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
-        const std::size_t n = in.size();
-        reactor::Message message;
-        message.payload = in.peek(n);
-        out.deliver(message);
-        in.drain(n);
-        return reactor::Decoded::frame();
-    }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
-    std::string busy_notice() const override { return "BUSY\n"; }
-};
-
-class NoticedFactory final : public reactor::ProtocolFactory {
-  public:
-    std::string_view name() const override { return "raw-with-notice"; }
-    std::unique_ptr<reactor::Protocol> create() const override {
-        return std::make_unique<Noticed>();
-    }
-};
-
-}  // namespace
-
 TEST_CASE("a refused client that sent at once reads the notice and the end of stream, no reset") {
     std::atomic<int> refusals{0};
     reactor::ListenOptions options;
     options.limits.max_connections = 1;
-    options.protocol = std::make_shared<NoticedFactory>();
+    options.protocol = test::busy_notice_protocol();
     ServerHarness h{test::NoListener{}};
     options.handlers = test::echo_handlers(h.events);
     options.handlers.on_refused = [&](const std::string& peer) {
@@ -467,7 +440,7 @@ TEST_CASE("a refused client that sent at once reads the notice and the end of st
 TEST_CASE("refused sockets that neither read nor close do not pile up") {
     reactor::ListenOptions options;
     options.limits.max_connections = 1;
-    options.protocol = std::make_shared<NoticedFactory>();
+    options.protocol = test::busy_notice_protocol();
     ServerHarness h(std::move(options));
     auto [admitted, id] = h.connect_and_wait_open();
     const int baseline = test::count_open_fds();
@@ -490,7 +463,7 @@ TEST_CASE("the refusal log reports every refusal of a burst, the tail by a later
     reactor::ListenOptions options;
     options.name = "tail";
     options.limits.max_connections = 1;
-    options.protocol = std::make_shared<NoticedFactory>();
+    options.protocol = test::busy_notice_protocol();
     {
         ServerHarness h(std::move(options));
         auto [admitted, id] = h.connect_and_wait_open();

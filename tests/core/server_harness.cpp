@@ -5,6 +5,34 @@
 namespace test {
 
 namespace {
+class BusyNoticeProtocol final : public reactor::Protocol {
+  public:
+    reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
+        const std::size_t n = in.size();
+        reactor::Message message;
+        message.payload = in.peek(n);
+        out.deliver(message);
+        in.drain(n);
+        return reactor::Decoded::frame();
+    }
+    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    std::string busy_notice() const override { return "BUSY\n"; }
+};
+
+class BusyNoticeFactory final : public reactor::ProtocolFactory {
+  public:
+    std::string_view name() const override { return "raw-with-notice"; }
+    std::unique_ptr<reactor::Protocol> create() const override {
+        return std::make_unique<BusyNoticeProtocol>();
+    }
+};
+}  // namespace
+
+std::shared_ptr<const reactor::ProtocolFactory> busy_notice_protocol() {
+    return std::make_shared<BusyNoticeFactory>();
+}
+
+namespace {
 // Connection logs at info level drown the test output; warnings still show.
 [[maybe_unused]] const bool quiet_logs = [] {
     reactor::set_log_level(reactor::LogLevel::warn);

@@ -56,6 +56,9 @@ class ConnectionEvents {
     std::size_t close_calls_ = 0;
 };
 
+// Raw framing whose refusal notice is "BUSY\n", to see what a refused client receives.
+std::shared_ptr<const reactor::ProtocolFactory> busy_notice_protocol();
+
 // Handlers that record open/close and echo every message back with conn.send(payload).
 reactor::Handlers echo_handlers(ConnectionEvents& events);
 

@@ -43,29 +43,6 @@ std::chrono::nanoseconds thread_cpu_time(pthread_t thread) {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-// Raw framing with a refusal notice, to see what a refused client receives.
-class BusyNoticeProtocol final : public reactor::Protocol {
-  public:
-    reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
-        const std::size_t n = in.size();
-        reactor::Message message;
-        message.payload = in.peek(n);
-        out.deliver(message);
-        in.drain(n);
-        return reactor::Decoded::frame();
-    }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
-    std::string busy_notice() const override { return "BUSY\n"; }
-};
-
-class BusyNoticeFactory final : public reactor::ProtocolFactory {
-  public:
-    std::string_view name() const override { return "raw-with-notice"; }
-    std::unique_ptr<reactor::Protocol> create() const override {
-        return std::make_unique<BusyNoticeProtocol>();
-    }
-};
-
 }  // namespace
 
 TEST_CASE("a client that never reads is closed with output overflow") {
@@ -208,7 +185,7 @@ TEST_CASE("max_connections: the extra connection is closed at once") {
 TEST_CASE("max_connections: a protocol's busy notice reaches the refused client") {
     reactor::ListenOptions options;
     options.limits.max_connections = 1;
-    options.protocol = std::make_shared<BusyNoticeFactory>();
+    options.protocol = test::busy_notice_protocol();
     ServerHarness h(std::move(options));
     auto [admitted, id] = h.connect_and_wait_open();
     TestClient refused = h.connect();
