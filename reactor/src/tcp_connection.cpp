@@ -139,11 +139,22 @@ void TcpConnection::switch_protocol(std::unique_ptr<Protocol> next) {
     if (!in_read_ && !input_.empty()) process_input();
 }
 
-bool TcpConnection::finish_switch() {
-    if (!switching_) return false;
+DecodeOutcome TcpConnection::decode_switching(DecodePass pass, bool stop_when_empty) {
+    DecodeOutcome outcome;
+    do {
+        // A switch stopped the previous protocol after its frame: destroyed now that its decode()
+        // returned, it leaves what follows to the new one, in this same pass (a failure is
+        // reported by whichever protocol failed).
+        retired_protocol_.reset();
+        switching_ = false;
+        decoding_ = true;
+        outcome = pass(*protocol_, input_, *this);
+        decoding_ = false;
+    } while (switching_ && !outcome.failed && !closing_ && !paused_for_output_ &&
+             !(stop_when_empty && input_.empty()));
     retired_protocol_.reset();
     switching_ = false;
-    return true;
+    return outcome;
 }
 
 void TcpConnection::process_input() {
@@ -151,17 +162,7 @@ void TcpConnection::process_input() {
     for (;;) {
         begin_stage();
         in_read_ = true;
-        decoding_ = true;
-        DecodeOutcome outcome = decode_frames(*protocol_, input_, *this);
-        decoding_ = false;
-        // A switch stopped the old protocol after its frame: the new one decodes what follows,
-        // in this same pass (a failure is reported by whichever protocol failed).
-        while (finish_switch() && !outcome.failed && !closing_ && !paused_for_output_ &&
-               !input_.empty()) {
-            decoding_ = true;
-            outcome = decode_frames(*protocol_, input_, *this);
-            decoding_ = false;
-        }
+        const DecodeOutcome outcome = decode_switching(decode_frames, true);
         // Decoding stops while the output is above its high-water mark (see accepting()).
         const bool throttled = paused_for_output_;
         flush();
@@ -182,14 +183,7 @@ void TcpConnection::on_end_of_stream() {
     // Half-close: the peer may still read. Decode what is left, answer it, then close.
     peer_ended_ = true;
     eof_pending_ = false;
-    decoding_ = true;
-    DecodeOutcome outcome = decode_eof(*protocol_, input_, *this);
-    decoding_ = false;
-    while (finish_switch() && !outcome.failed && !closing_ && !paused_for_output_) {
-        decoding_ = true;
-        outcome = decode_eof(*protocol_, input_, *this);
-        decoding_ = false;
-    }
+    const DecodeOutcome outcome = decode_switching(decode_eof, false);
     if (outcome.failed) {
         log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
                     " peer=", peer_, " protocol error at end of input: ", outcome.error.reason);

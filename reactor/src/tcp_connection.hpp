@@ -172,8 +172,10 @@ class TcpConnection final : public Connection, private MessageSink {
     void guarded(const char* what, Fn&& fn);
     // Decodes and dispatches what the input holds, then flushes the replies.
     void process_input();
-    // After a decode pass: destroys the protocol a switch inside it retired; true if there was one.
-    bool finish_switch();
+    // Runs pass (decode_frames or decode_eof) with the protocol, then again with each protocol a
+    // switch inside it put in place, until no switch is left (or, with stop_when_empty, no input).
+    using DecodePass = DecodeOutcome (*)(Protocol&, Buffer&, MessageSink&);
+    DecodeOutcome decode_switching(DecodePass pass, bool stop_when_empty);
     // The peer closed its write side: what is left is decoded, answered, and the connection closed.
     // With the output above its high-water mark, the rest waits for resume_reading().
     void on_end_of_stream();

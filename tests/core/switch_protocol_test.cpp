@@ -24,29 +24,6 @@ namespace {
 std::atomic<int> decodes_running{0};           // inside some Lines::decode
 std::atomic<int> destroyed_while_decoding{0};  // a Lines destroyed inside its own decode
 
-// Newline framing that notes when it is destroyed inside its own decode().
-class Lines final : public reactor::Protocol {
-  public:
-    ~Lines() override {
-        if (decodes_running.load() != 0) ++destroyed_while_decoding;
-    }
-    Decoded decode(Buffer& in, MessageSink& out) override {
-        const std::size_t end = in.find("\n");
-        if (end == Buffer::npos) return Decoded::need_more();
-        ++decodes_running;
-        Message message;
-        message.payload = in.peek(end);
-        out.deliver(message);
-        in.drain(end + 1);
-        --decodes_running;
-        return Decoded::frame();
-    }
-    void encode(std::string_view payload, Buffer& out) override {
-        out.append(payload);
-        out.append("\n");
-    }
-};
-
 // Frames of exactly four bytes; sends are written "<payload>".
 class Fours final : public reactor::Protocol {
   public:
@@ -65,31 +42,41 @@ class Fours final : public reactor::Protocol {
     }
 };
 
-// Lines that hands over to Fours by itself after a line "UP" (which it still delivers).
-class SelfSwitching final : public reactor::Protocol {
+// Newline framing that notes when it is destroyed inside its own decode(). With self_switching,
+// it hands over to Fours by itself after a line "UP" (which it still delivers).
+class Lines final : public reactor::Protocol {
   public:
+    explicit Lines(bool self_switching = false) : self_switching_(self_switching) {}
+    ~Lines() override {
+        if (decodes_running.load() != 0) ++destroyed_while_decoding;
+    }
     Decoded decode(Buffer& in, MessageSink& out) override {
         const std::size_t end = in.find("\n");
         if (end == Buffer::npos) return Decoded::need_more();
+        ++decodes_running;
         Message message;
         message.payload = in.peek(end);
-        const bool up = message.payload == "UP";
+        const bool up = self_switching_ && message.payload == "UP";
         out.deliver(message);
         if (up) out.switch_protocol(std::make_unique<Fours>());
         in.drain(end + 1);  // still this protocol's to drain: it lives until decode() returns
+        --decodes_running;
         return Decoded::frame();
     }
     void encode(std::string_view payload, Buffer& out) override {
         out.append(payload);
         out.append("\n");
     }
+
+  private:
+    const bool self_switching_;
 };
 
 class SelfSwitchingFactory final : public reactor::ProtocolFactory {
   public:
     std::string_view name() const override { return "test-self-switching"; }
     std::unique_ptr<reactor::Protocol> create() const override {
-        return std::make_unique<SelfSwitching>();
+        return std::make_unique<Lines>(true);
     }
 };
 
