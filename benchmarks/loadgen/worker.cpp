@@ -36,6 +36,10 @@ std::string error_kind(reactor::CloseReason reason) {
             return "closed_locally";
         case reactor::CloseReason::shutdown:
             return "shutdown";
+        case reactor::CloseReason::rejected:
+            return "rejected";
+        case reactor::CloseReason::handshake_failed:
+            return "handshake_failed";
     }
     return "closed";
 }

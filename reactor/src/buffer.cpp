@@ -15,12 +15,19 @@ evbuffer* eb(void* handle) {
 }
 }  // namespace
 
-Buffer::Buffer() : handle_(evbuffer_new()), owned_(true) {
-    if (handle_ == nullptr) throw std::bad_alloc();
-}
+Buffer::Buffer() = default;
 
 Buffer::~Buffer() {
     if (owned_ && handle_ != nullptr) evbuffer_free(eb(handle_));
+}
+
+void* Buffer::storage() {
+    if (handle_ == nullptr) {
+        handle_ = evbuffer_new();
+        if (handle_ == nullptr) throw std::bad_alloc();
+        owned_ = true;
+    }
+    return handle_;
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
@@ -43,7 +50,7 @@ std::size_t Buffer::keep_front() {
     const std::string_view bytes = front_;
     front_ = {};
     if (bytes.empty()) return 0;
-    if (evbuffer_add(eb(handle_), bytes.data(), bytes.size()) != 0) throw std::bad_alloc();
+    if (evbuffer_add(eb(storage()), bytes.data(), bytes.size()) != 0) throw std::bad_alloc();
     return bytes.size();
 }
 
@@ -52,7 +59,8 @@ Buffer Buffer::borrow(void* evbuffer_handle) {
 }
 
 std::size_t Buffer::size() const {
-    return lent_ ? front_.size() : evbuffer_get_length(eb(handle_));
+    if (lent_) return front_.size();
+    return handle_ == nullptr ? 0 : evbuffer_get_length(eb(handle_));
 }
 
 void Buffer::append(std::string_view bytes) {
@@ -62,13 +70,14 @@ void Buffer::append(std::string_view bytes) {
 void Buffer::append(const void* data, std::size_t n) {
     if (n == 0) return;
     keep_front();
-    if (evbuffer_add(eb(handle_), data, n) != 0) throw std::bad_alloc();
+    if (evbuffer_add(eb(storage()), data, n) != 0) throw std::bad_alloc();
 }
 
 void Buffer::append(Buffer& other) {
     keep_front();
     other.keep_front();
-    evbuffer_add_buffer(eb(handle_), eb(other.handle_));
+    if (other.empty()) return;
+    evbuffer_add_buffer(eb(storage()), eb(other.handle_));
 }
 
 std::string_view Buffer::peek(std::size_t n) {
@@ -81,6 +90,7 @@ std::string_view Buffer::peek(std::size_t n) {
 
 std::string_view Buffer::contiguous_front() const {
     if (lent_) return front_;
+    if (handle_ == nullptr) return {};
     evbuffer_iovec first{};
     if (evbuffer_peek(eb(handle_), -1, nullptr, &first, 1) < 1) return {};
     return {static_cast<const char*>(first.iov_base), first.iov_len};
@@ -126,6 +136,7 @@ void Buffer::drain(std::size_t n) {
         front_.remove_prefix(std::min(n, front_.size()));
         return;
     }
+    if (handle_ == nullptr) return;
     evbuffer_drain(eb(handle_), n);
 }
 
@@ -137,6 +148,7 @@ std::string Buffer::take(std::size_t n) {
         return out;
     }
     std::string out(n, '\0');
+    if (n == 0) return out;
     evbuffer_remove(eb(handle_), out.data(), n);
     return out;
 }
@@ -144,6 +156,7 @@ std::string Buffer::take(std::size_t n) {
 std::string Buffer::to_string() const {
     if (lent_) return std::string(front_);
     std::string out(size(), '\0');
+    if (out.empty()) return out;
     evbuffer_copyout(eb(handle_), out.data(), out.size());
     return out;
 }

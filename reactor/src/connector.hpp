@@ -13,10 +13,9 @@
 
 namespace reactor {
 
-// Called exactly once: with the connected bufferevent and the peer's description, or with a null
-// bufferevent and the error.
-using ConnectDone =
-    std::function<void(BufferEventPtr bev, const std::string& peer, const std::string& error)>;
+// Called exactly once, on the loop: with the connected socket (the callee's to close) and the
+// peer's description, or with -1 and the error.
+using ConnectDone = std::function<void(int fd, const std::string& peer, const std::string& error)>;
 
 void connect_stream(EventLoop& loop, const Endpoint& endpoint, std::chrono::milliseconds timeout,
                     ConnectDone done);

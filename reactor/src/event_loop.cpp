@@ -1,4 +1,5 @@
 #include "reactor/event_loop.hpp"
+#include "loop_internals.hpp"
 #include "thread_check.hpp"
 
 #include <event2/event.h>
@@ -276,8 +277,8 @@ std::uint64_t EventLoop::wakeups() const {
     return impl_->wakeups.load();
 }
 
-void* EventLoop::native_handle() const {
-    return impl_->base.get();
+event_base* event_base_of(EventLoop& loop) {
+    return loop.impl_->base.get();
 }
 
 }  // namespace reactor

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "log_rates.hpp"
+#include "loop_internals.hpp"
 #include "reactor/log.hpp"
 #include "socket_address.hpp"
 
@@ -92,7 +93,7 @@ Listener::Listener(EventLoop& loop, const Endpoint& endpoint, int backlog, std::
             }
         }
     }
-    listener_.reset(evconnlistener_new_bind(static_cast<event_base*>(loop.native_handle()),
+    listener_.reset(evconnlistener_new_bind(event_base_of(loop),
                                             &Listener::on_accept_cb, this, flags, backlog,
                                             address.get(), static_cast<int>(address.length)));
     if (!listener_) {

@@ -81,6 +81,8 @@ Server::Server(EventLoop& loop, unsigned threads) : impl_(std::make_unique<Impl>
     for (unsigned i = 0; i < threads; ++i) {
         auto shard = std::make_unique<Shard>();
         shard->index = i;
+        shard->server = impl_.get();
+        shard->counters.loop_index = i;
         if (i == 0) {
             shard->loop = &loop;
         } else {
@@ -172,7 +174,7 @@ std::size_t Server::broadcast(std::string_view payload, std::string_view listene
     {
         std::lock_guard lock(impl_->ids_mutex);
         for (const auto& [id, entry] : impl_->ids) {
-            if (listener.empty() || entry.listener == listener) ++expected;
+            if (listener.empty() || entry.conn->listener() == listener) ++expected;
         }
     }
     auto text = std::make_shared<const std::string>(payload);
@@ -196,7 +198,7 @@ std::size_t Server::connection_count() const {
 std::string Server::listener_of(ConnectionId id) const {
     std::lock_guard lock(impl_->ids_mutex);
     const auto it = impl_->ids.find(id);
-    return it == impl_->ids.end() ? std::string() : it->second.listener;
+    return it == impl_->ids.end() ? std::string() : it->second.conn->listener();
 }
 
 Connection* Server::find(ConnectionId id) {

@@ -2,10 +2,8 @@
 // per loop, the max_connections refusal), outbound connects, and adoption (id, id table, start).
 // The rest of the Server is in server.cpp.
 
-#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "thread_check.hpp"
@@ -14,6 +12,8 @@
 
 #include "connector.hpp"
 #include "log_rates.hpp"
+#include "loop_internals.hpp"
+#include "plain_transport.hpp"
 #include "reactor/log.hpp"
 #include "server_impl.hpp"
 #include "socket_address.hpp"
@@ -49,13 +49,7 @@ void Server::Impl::accept(Shard& shard, int fd, const std::string& peer_text, bo
         return;
     }
     if (group->limits.max_connections != 0 && group->open.load() >= group->limits.max_connections) {
-        // Refuse with the protocol's notice. The socket is fresh, so a short notice fits in
-        // its send buffer and a non-blocking write is enough.
-        const std::string notice = group->protocol->create()->busy_notice();
-        if (!notice.empty()) {
-            [[maybe_unused]] const auto n = ::send(fd, notice.data(), notice.size(), MSG_NOSIGNAL);
-        }
-        close_refused(shard, fd);
+        refuse(shard, fd, *group);
         log_refusal(shard, group, peer_text);
         if (group->handlers.on_refused) {
             try {
@@ -70,20 +64,15 @@ void Server::Impl::accept(Shard& shard, int fd, const std::string& peer_text, bo
         }
         return;
     }
-    BufferEventPtr bev(bufferevent_socket_new(static_cast<event_base*>(shard.loop->native_handle()),
-                                              fd, BEV_OPT_CLOSE_ON_FREE));
-    if (!bev) {
-        ::close(fd);
-        return;
-    }
-    adopt(shard, std::move(bev), peer_text, group, tcp);
+    adopt(shard, fd, peer_text, group, tcp, true);
 }
 
-RefusedSocket::RefusedSocket(Shard& owner, int socket) : shard(owner), fd(socket) {}
+RefusedSocket::RefusedSocket(Shard& owner, int socket, std::unique_ptr<Transport> through)
+    : shard(owner), fd(socket), transport(std::move(through)) {}
 
 RefusedSocket::~RefusedSocket() {
     event.reset();
-    ::close(fd);
+    transport->close();
 }
 
 void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
@@ -91,29 +80,44 @@ void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
     if (what & EV_READ) {
         char sink[4096];
         for (int reads = 0; reads < 16; ++reads) {
-            const ssize_t got = ::recv(self->fd, sink, sizeof sink, 0);
-            if (got > 0) continue;
-            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            const IoResult got = self->transport->read(sink, sizeof sink);
+            if (got.status == IoResult::Status::ok && got.bytes > 0) continue;
+            if (got.status == IoResult::Status::would_block ||
+                got.status == IoResult::Status::want_write) {
+                break;
+            }
             end(self->shard, self->fd);  // end of stream, or a reset
             return;
         }
     }
     // Done once the peer's kernel has the notice and no input waits just now, or at the deadline.
-    int unsent = 0;
-    if (::ioctl(self->fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
-    if (unsent == 0 || std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
+    if (self->transport->unsent() == 0 ||
+        std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
         end(self->shard, self->fd);
     }
 }
 
-void Server::Impl::close_refused(Shard& shard, int fd) {
-    if (shard.refusing.size() >= kMaxRefusing || ::shutdown(fd, SHUT_WR) != 0) {
-        ::close(fd);
+void Server::Impl::refuse(Shard& shard, int fd, const ConnectionGroup& group) {
+    // The notice goes through the listener's transport, when that needs no handshake first (a
+    // TLS client is refused without one). The socket is fresh, so a short notice fits in its
+    // send buffer and a non-blocking write is enough.
+    std::unique_ptr<Transport> transport =
+        group.transport ? group.transport->create() : std::make_unique<PlainTransport>();
+    transport->attach(fd, {});
+    if (transport->handshake().status == Transport::Handshake::Status::done) {
+        const std::string notice = group.protocol->create()->busy_notice();
+        if (!notice.empty()) {
+            const IoSlice slice{notice.data(), notice.size()};
+            [[maybe_unused]] const IoResult put = transport->write(&slice, 1);
+        }
+    }
+    if (shard.refusing.size() >= kMaxRefusing || !transport->shutdown_write()) {
+        transport->close();
         return;
     }
-    auto refused = std::make_unique<RefusedSocket>(shard, fd);
-    refused->event.reset(event_new(static_cast<event_base*>(shard.loop->native_handle()), fd,
-                                   EV_READ | EV_PERSIST, &RefusedSocket::on_event, refused.get()));
+    auto refused = std::make_unique<RefusedSocket>(shard, fd, std::move(transport));
+    refused->event.reset(event_new(event_base_of(*shard.loop), fd, EV_READ | EV_PERSIST,
+                                   &RefusedSocket::on_event, refused.get()));
     if (!refused->event) return;  // closed by its destructor
     // A persistent event's timeout restarts with each activation: it is the polling interval.
     const timeval poll = to_timeval(kRefusalPoll);
@@ -182,32 +186,37 @@ void Server::Impl::report_refusals(ConnectionGroup& group) {
         group.refused.load(std::memory_order_relaxed), " in all)");
 }
 
-ConnectionId Server::Impl::adopt(Shard& shard, BufferEventPtr bev, std::string peer,
-                                 const std::shared_ptr<ConnectionGroup>& group, bool tcp) {
-    const int fd = bufferevent_getfd(bev.get());
+void Server::Impl::connection_ended(void* owner, TcpConnection& connection,
+                                    TcpConnection::Ending how) {
+    auto* shard = static_cast<Shard*>(owner);
+    if (how == TcpConnection::Ending::closed) {
+        static_cast<Impl*>(shard->server)->retire(*shard, connection.id());
+    } else {
+        static_cast<Impl*>(shard->server)->release(*shard, connection.id());
+    }
+}
+
+ConnectionId Server::Impl::adopt(Shard& shard, int fd, std::string peer,
+                                 const std::shared_ptr<ConnectionGroup>& group, bool tcp,
+                                 bool accepted) {
     if (tcp) {
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     const ConnectionId id = g_next_id.fetch_add(1, std::memory_order_relaxed);
-    Shard* where = &shard;
-    auto conn = std::make_unique<TcpConnection>(
-        *shard.loop, shard.counters, id, std::move(bev), std::move(peer), group,
-        [this, where](TcpConnection& ended, TcpConnection::Ending how) {
-            if (how == TcpConnection::Ending::closed) {
-                retire(*where, ended.id());
-            } else {
-                release(*where, ended.id());
-            }
-        });
+    std::unique_ptr<TcpConnection> conn;
+    try {
+        conn = std::make_unique<TcpConnection>(*shard.loop, shard.counters, id, fd, std::move(peer),
+                                               group, &Impl::connection_ended, &shard, accepted);
+    } catch (const std::bad_alloc&) {
+        return 0;  // the socket is closed
+    }
     auto* raw = conn.get();
     shard.live.emplace(id, std::move(conn));
     {
         std::lock_guard lock(ids_mutex);
-        ids.emplace(id, Entry{shard.index, group->name, raw});
+        ids.emplace(id, Entry{shard.index, raw});
     }
-    log_limited(log_rates::connection_opened(), "listener=", group->name, " conn=", id,
-                " loop=", shard.index, " opened from ", raw->peer());
     raw->start();
     return id;
 }
@@ -216,6 +225,8 @@ Endpoint Server::listen(ListenOptions options) {
     REACTOR_LOOP_THREAD_ONLY(*impl_->main().loop, "Server::listen");
     auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
                             options.limits);
+    group->transport = std::move(options.transport);
+    group->filters = std::move(options.accept_filters);
     if (impl_->budget->limit != 0) group->budget = impl_->budget;
     Impl* impl = impl_.get();
     const bool per_loop = options.accept == AcceptMode::reuse_port && !options.endpoint.is_unix() &&
@@ -273,6 +284,7 @@ void Server::connect(ConnectOptions options,
                      std::function<void(ConnectionId, const std::string&)> done) {
     auto group = make_group(options.name, std::move(options.protocol), std::move(options.handlers),
                             options.limits);
+    group->transport = std::move(options.transport);
     if (impl_->budget->limit != 0) group->budget = impl_->budget;
     const bool tcp = !options.endpoint.is_unix();
     Shard* shard = impl_->current_shard();
@@ -280,18 +292,20 @@ void Server::connect(ConnectOptions options,
     connect_stream(
         *shard->loop, options.endpoint, options.timeout,
         [weak = std::weak_ptr<Impl*>(impl_->alive), shard, group, tcp, done = std::move(done)](
-            BufferEventPtr bev, const std::string& peer, const std::string& error) {
+            int fd, const std::string& peer, const std::string& error) {
             const auto self = weak.lock();
-            if (!self || !bev) {
+            if (!self || fd < 0) {
+                if (fd >= 0) ::close(fd);
                 if (done) done(0, error.empty() ? "server destroyed" : error);
                 return;
             }
             // A connection that completes during shutdown would keep the shutdown from ending.
             if ((*self)->shutting_down.load()) {
+                ::close(fd);
                 if (done) done(0, "server shutting down");
                 return;
             }
-            const ConnectionId id = (*self)->adopt(*shard, std::move(bev), peer, group, tcp);
+            const ConnectionId id = (*self)->adopt(*shard, fd, peer, group, tcp, false);
             if (done) done(id, {});
         });
 }

@@ -25,7 +25,7 @@ struct Shard;
 // read and dropped until the peer ends its stream, the notice is delivered, or a short deadline,
 // so that closing it does not reset the connection under the notice. (server_accept.cpp)
 struct RefusedSocket {
-    RefusedSocket(Shard& shard, int fd);
+    RefusedSocket(Shard& shard, int fd, std::unique_ptr<Transport> transport);
     ~RefusedSocket();
     RefusedSocket(const RefusedSocket&) = delete;
     RefusedSocket& operator=(const RefusedSocket&) = delete;
@@ -35,12 +35,14 @@ struct RefusedSocket {
 
     Shard& shard;
     const int fd;
+    std::unique_ptr<Transport> transport;  // owns the socket
     EventPtr event;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 // One loop and what lives on it. Everything but the counters belongs to that loop's thread.
 struct Shard {
+    void* server = nullptr;  // the Server::Impl that owns it (a name private to Server)
     std::size_t index = 0;
     EventLoop* loop = nullptr;
     std::unique_ptr<EventLoop> owned_loop;  // loops 1..n-1, run by `thread`
@@ -71,7 +73,6 @@ struct Server::Impl {
     // Open connections: where they live and their listener, readable from any thread.
     struct Entry {
         std::size_t shard;
-        std::string listener;
         TcpConnection* conn;  // alive while listed: retire() unlists it before it can go
     };
     mutable std::mutex ids_mutex;
@@ -174,8 +175,10 @@ struct Server::Impl {
 
     // Makes a connection of an accepted or connected socket on the shard's thread: a new id, the
     // id table, on_open. (server_accept.cpp)
-    ConnectionId adopt(Shard& shard, BufferEventPtr bev, std::string peer,
-                       const std::shared_ptr<ConnectionGroup>& group, bool tcp);
+    ConnectionId adopt(Shard& shard, int fd, std::string peer,
+                       const std::shared_ptr<ConnectionGroup>& group, bool tcp, bool accepted);
+    // TcpConnection's EndedFn: retire() or release() on the shard (`owner`).
+    static void connection_ended(void* owner, TcpConnection& connection, TcpConnection::Ending how);
 
     // The connection closed: its id is forgotten now; the object waits for its release.
     void retire(Shard& shard, ConnectionId id);
@@ -191,9 +194,9 @@ struct Server::Impl {
     void accept(Shard& shard, int fd, const std::string& peer_text, bool tcp,
                 const std::shared_ptr<ConnectionGroup>& group);
 
-    // A refused socket, its notice written: closed gracefully (RefusedSocket), or at once when
-    // too many are already waiting.
-    void close_refused(Shard& shard, int fd);
+    // A refused socket: its notice written through its transport, then closed gracefully
+    // (RefusedSocket), or at once when too many are already waiting.
+    void refuse(Shard& shard, int fd, const ConnectionGroup& group);
 
     // Counts a refusal and logs at most one line a second per listener, with the refusals since
     // the previous line; a timer on the shard's loop writes the line that ends a burst.

@@ -84,6 +84,13 @@ std::string describe(const sockaddr* address, socklen_t length) {
     }
 }
 
+std::string local_address(int fd) {
+    SocketAddress bound;
+    bound.length = sizeof bound.storage;
+    if (::getsockname(fd, bound.get(), &bound.length) != 0) return {};
+    return describe(bound.get(), bound.length);
+}
+
 Endpoint local_endpoint(int fd) {
     SocketAddress bound;
     bound.length = sizeof bound.storage;

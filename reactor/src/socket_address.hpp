@@ -22,6 +22,8 @@ struct SocketAddress {
 SocketAddress resolve(const Endpoint& endpoint);
 // "127.0.0.1:5000", "[::1]:5000", "unix:/path" (or "unix:" for an unnamed client socket).
 std::string describe(const sockaddr* address, socklen_t length);
+// The address a socket is bound to, as describe() writes it; empty if the kernel will not say.
+std::string local_address(int fd);
 // The endpoint a socket is bound to.
 Endpoint local_endpoint(int fd);
 

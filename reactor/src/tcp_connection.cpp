@@ -5,13 +5,17 @@
 #include "tcp_connection.hpp"
 #include "thread_check.hpp"
 
+#include <unistd.h>
+
 #include <cassert>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 
 #include "decode_frames.hpp"
+#include "filter_stage.hpp"
 #include "log_rates.hpp"
+#include "loop_internals.hpp"
 #include "reactor/event_loop.hpp"
 #include "reactor/log.hpp"
 
@@ -35,39 +39,36 @@ std::string_view to_string(CloseReason reason) {
             return "kicked";
         case CloseReason::shutdown:
             return "server shutdown";
+        case CloseReason::rejected:
+            return "rejected";
+        case CloseReason::handshake_failed:
+            return "handshake failed";
     }
     return "unknown";
 }
 
-TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id,
-                             BufferEventPtr bev, std::string peer,
-                             std::shared_ptr<ConnectionGroup> group, EndedFn on_ended)
+TcpConnection::TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, int fd,
+                             std::string peer, std::shared_ptr<ConnectionGroup> group,
+                             EndedFn on_ended, void* owner, bool accepted)
     : loop_(loop),
       counters_(counters),
       id_(id),
       group_(std::move(group)),
-      bev_(std::move(bev)),
       protocol_(group_->protocol->create()),
-      input_(Buffer::borrow(bufferevent_get_input(bev_.get()))),
-      output_(Buffer::borrow(bufferevent_get_output(bev_.get()))),
-      fd_(static_cast<int>(bufferevent_getfd(bev_.get()))),
+      fd_(fd),
+      accepted_(accepted),
       peer_(std::move(peer)),
-      on_ended_(std::move(on_ended)) {
+      on_ended_(on_ended),
+      owner_(owner) {
     stats_.opened = std::chrono::steady_clock::now();
     last_message_ = stats_.opened;
-    // libevent writes at most 16 KiB per call by default: let one writev take what is pending.
-    bufferevent_set_max_single_write(bev_.get(), kMaxSingleRead);
-    bufferevent_setcb(bev_.get(), nullptr, &on_write, &on_event, this);
-    // A socket bufferevent freezes the end of its input so that only its own read callback
-    // appends; reading is never enabled on it here, so the connection's reads lift that for good.
-    evbuffer_unfreeze(bufferevent_get_input(bev_.get()), 0);
-    read_event_.reset(event_new(static_cast<event_base*>(loop_.native_handle()), fd_,
-                                EV_READ | EV_PERSIST, &on_readable, this));
-    if (!read_event_) throw std::bad_alloc();
-    const auto& limits = group_->limits;
-    // The write callback fires when pending output falls to this mark: where paused reading
-    // resumes.
-    bufferevent_setwatermark(bev_.get(), EV_WRITE, limits.output_high_water / 2, 0);
+    read_event_.reset(
+        event_new(event_base_of(loop_), fd_, EV_READ | EV_PERSIST, &on_readable, this));
+    if (!read_event_) {
+        ::close(fd_);
+        throw std::bad_alloc();
+    }
+    if (group_->transport) transport_ = group_->transport->create();
     join_budget();
     ++group_->open;
     ++counters_.connections;
@@ -77,16 +78,14 @@ TcpConnection::~TcpConnection() {
     drop_stage();
     keep_input();
     leave_budget();
-}
-
-void TcpConnection::start() {
-    if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
-    if (closing_) return;
-    if (read_pauses_ == 0) event_add(read_event_.get(), nullptr);
-    if (group_->limits.idle_timeout.count() > 0) {
-        idle_timer_.reset(
-            event_new(static_cast<event_base*>(loop_.native_handle()), -1, 0, &on_idle, this));
-        arm_idle_timer(group_->limits.idle_timeout);
+    // The events go before the socket they watch.
+    read_event_.reset();
+    write_event_.reset();
+    timer_.reset();
+    if (phase_ == Phase::filtering) {
+        ::close(fd_);
+    } else {
+        transport().close();
     }
 }
 
@@ -117,7 +116,7 @@ void TcpConnection::deliver(Message& message) {
     // Only this loop's thread writes the counter: a plain increment, no locked instruction.
     counters_.messages.store(counters_.messages.load(std::memory_order_relaxed) + 1,
                              std::memory_order_relaxed);
-    if (idle_timer_)
+    if (group_->limits.idle_timeout.count() > 0)
         last_message_ = std::chrono::steady_clock::now();  // only the idle timer reads it
     if (group_->handlers.on_message) {
         guarded("on_message", [&] { group_->handlers.on_message(*this, message); });
@@ -208,53 +207,83 @@ void TcpConnection::on_end_of_stream() {
     guarded("on_peer_closed", [&] { group_->handlers.on_peer_closed(*this); });
 }
 
-void TcpConnection::on_event(bufferevent*, short what, void* arg) {
-    // Only writes go through the bufferevent, so it reports write errors and the flush deadline.
+event* TcpConnection::write_event() {
+    if (!write_event_) {
+        write_event_.reset(
+            event_new(event_base_of(loop_), fd_, EV_WRITE | EV_PERSIST, &on_writable, this));
+        if (!write_event_) throw std::bad_alloc();
+    }
+    return write_event_.get();
+}
+
+void TcpConnection::arm_timer(std::chrono::milliseconds after) {
+    if (!timer_) {
+        timer_.reset(event_new(event_base_of(loop_), -1, 0, &on_timer, this));
+        if (!timer_) throw std::bad_alloc();
+    }
+    const timeval tv = to_timeval(after);
+    event_add(timer_.get(), &tv);
+}
+
+void TcpConnection::stop_timer() {
+    if (timer_) event_del(timer_.get());
+}
+
+void TcpConnection::on_timer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-        if (!self->closing_) self->reason_ = CloseReason::error;
-        self->closing_ = true;
-        self->finish();
+    if (self->finished_ || self->lingering_) return;
+    if (self->closing_) {
+        // Only the flush deadline of a closing connection is left. After a stall of the process
+        // it may run before the write that is due: write first.
+        if (!self->flush_at_deadline()) self->finish();
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
-        // Only the flush deadline of a closing connection sets a bufferevent timeout. After a
-        // stall of the process it may run before the write that is due: write first.
-        if (!self->flush_at_deadline()) self->finish();
+    switch (self->phase_) {
+        case Phase::filtering:
+            log_limited(log_rates::idle_timeout(), "listener=", self->group_->name,
+                        " conn=", self->id_, " peer=", self->peer_, " accept filter timed out");
+            self->reason_ = CloseReason::timeout;
+            self->closing_ = true;
+            self->finish();
+            return;
+        case Phase::handshaking:
+            log_limited(log_rates::idle_timeout(), "listener=", self->group_->name,
+                        " conn=", self->id_, " peer=", self->peer_, " ", self->transport().name(),
+                        " handshake timed out");
+            self->reason_ = CloseReason::timeout;
+            self->closing_ = true;
+            self->finish();
+            return;
+        case Phase::open:
+            self->on_idle();
+            return;
     }
 }
 
-void TcpConnection::arm_idle_timer(std::chrono::milliseconds after) {
-    const timeval tv = to_timeval(after);
-    event_add(idle_timer_.get(), &tv);
-}
-
-void TcpConnection::on_idle(evutil_socket_t, short, void* arg) {
-    auto* self = static_cast<TcpConnection*>(arg);
-    if (self->closing_) return;
-    const auto idle = self->group_->limits.idle_timeout;
+void TcpConnection::on_idle() {
+    const auto idle = group_->limits.idle_timeout;
     auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - self->last_message_);
-    if (since >= idle && self->read_pending_input()) {
+        std::chrono::steady_clock::now() - last_message_);
+    if (since >= idle && read_pending_input()) {
         // Input arrived that was not read yet: after a stall of the whole process (SIGSTOP, a
         // paused container, a loop blocked too long) timers run before the reads that are due.
         // What it completes counts before idleness is judged.
         since = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - self->last_message_);
-        if (self->closing_) return;
+            std::chrono::steady_clock::now() - last_message_);
+        if (closing_) return;
     }
     if (since >= idle) {
-        log_limited(log_rates::idle_timeout(), "listener=", self->group_->name, " conn=", self->id_,
-                    " peer=", self->peer_, " idle for ", since.count(), " ms");
-        self->close(CloseMode::flush, CloseReason::timeout);
+        log_limited(log_rates::idle_timeout(), "listener=", group_->name, " conn=", id_,
+                    " peer=", peer_, " idle for ", since.count(), " ms");
+        close(CloseMode::flush, CloseReason::timeout);
     } else {
-        self->arm_idle_timer(idle - since);
+        arm_timer(idle - since);
     }
 }
 
 bool TcpConnection::read_pending_input() {
     if (closing_ || read_pauses_ > 0 || peer_ended_) return false;
-    on_readable(fd_, EV_READ, this);
+    read_and_process();
     return true;
 }
 

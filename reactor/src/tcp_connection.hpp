@@ -1,6 +1,6 @@
 #pragma once
 
-// The Connection implementation over one bufferevent. Internal header.
+// The Connection implementation over one socket, through a Transport. Internal header.
 
 #include <atomic>
 #include <chrono>
@@ -9,14 +9,18 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "libevent_handles.hpp"
 #include "log_rates.hpp"
+#include "plain_transport.hpp"
+#include "reactor/accept_filter.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/connection.hpp"
 #include "reactor/log.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/server.hpp"
+#include "reactor/transport.hpp"
 
 namespace reactor {
 
@@ -24,16 +28,17 @@ class OutputStage;
 struct OutputBudget;
 class ReadArea;
 
-// The connection reads its socket itself rather than through the bufferevent: libevent 2.1's
-// evbuffer_read asks ioctl(FIONREAD) before every read and takes at most 4 KiB per call
-// (EVBUFFER_MAX_READ), whatever bufferevent_set_max_single_read says. One readable event reads up
-// to kMaxSingleRead, so one busy peer cannot hold the loop; one write takes at most as much.
+// One readable event reads up to kMaxSingleRead, so one busy peer cannot hold the loop; one write
+// takes at most as much. (libevent 2.1's own evbuffer_read, not used, asks ioctl(FIONREAD) before
+// every read and takes at most 4 KiB per call.)
 inline constexpr std::size_t kMaxSingleRead = 256 * 1024;
 
 // What a connection shares with the others of its listener (or outbound spec).
 struct ConnectionGroup {
     std::string name;
     std::shared_ptr<const ProtocolFactory> protocol;
+    std::shared_ptr<const TransportFactory> transport;  // null: plain TCP
+    std::vector<std::shared_ptr<const AcceptFilterFactory>> filters;
     Handlers handlers;
     ConnectionLimits limits;
     std::shared_ptr<OutputBudget> budget;  // the server's, when it has one
@@ -52,6 +57,7 @@ struct ConnectionGroup {
 // Counters of the loop a connection lives on, read from any thread; messages is written by the
 // loop's own thread only.
 struct LoopCounters {
+    std::size_t loop_index = 0;  // set once, before any connection
     std::atomic<std::size_t> connections{0};
     std::atomic<std::uint64_t> messages{0};
     std::atomic<std::int64_t> lag_us{0};
@@ -78,6 +84,8 @@ class ReadSizer {
     int small_reads_ = 0;
 };
 
+class FilterStage;
+
 class TcpConnection final : public Connection, private MessageSink {
   public:
     // How a connection ends, in this order, each reported once to its owner: `closed` after the
@@ -85,17 +93,21 @@ class TcpConnection final : public Connection, private MessageSink {
     // socket is done with (lingering, if any, is over) and the object may be destroyed. A
     // connection closed at once reports both in one go.
     enum class Ending { closed, released };
-    using EndedFn = std::function<void(TcpConnection&, Ending)>;
+    using EndedFn = void (*)(void* owner, TcpConnection& connection, Ending how);
 
-    TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, BufferEventPtr bev,
-                  std::string peer, std::shared_ptr<ConnectionGroup> group, EndedFn on_ended);
+    // Takes the socket (closed with the connection). The group's accept filters (accepted
+    // connections only) and its transport run from start().
+    TcpConnection(EventLoop& loop, LoopCounters& counters, ConnectionId id, int fd,
+                  std::string peer, std::shared_ptr<ConnectionGroup> group, EndedFn on_ended,
+                  void* owner, bool accepted);
     ~TcpConnection() override;
 
-    // Runs on_open and starts reading.
+    // Runs the accept filters, then the transport's handshake, then on_open, and starts reading.
     void start();
 
     ConnectionId id() const override { return id_; }
     const std::string& peer() const override { return peer_; }
+    const std::string& local() const override;
     const std::string& listener() const override { return group_->name; }
     const ConnectionStats& stats() const override { return stats_; }
     EventLoop& loop() const override { return loop_; }
@@ -125,7 +137,17 @@ class TcpConnection final : public Connection, private MessageSink {
     void take_queued(std::size_t bytes) { queued_.fetch_sub(bytes, std::memory_order_relaxed); }
     void overflow_queued();
 
+    // For the accept filters (tcp_connection_open.cpp).
+    void set_peer(std::string address) { peer_ = std::move(address); }
+    void set_local(std::string address);
+
   private:
+    friend class FilterStage;
+
+    // Where a connection is in its opening: its accept filters, its transport's handshake, then
+    // open (on_open has run). Only open connections decode input and write output.
+    enum class Phase : std::uint8_t { filtering, handshaking, open };
+
     // MessageSink
     void deliver(Message& message) override;
     // Decoding stops once the connection closes, and while its output is above the high-water
@@ -137,21 +159,43 @@ class TcpConnection final : public Connection, private MessageSink {
     // MessageSink's and Connection's switch_protocol are the same.
 
     static void on_readable(evutil_socket_t, short, void* arg);
-    static void on_write(bufferevent*, void* arg);
-    static void on_event(bufferevent*, short what, void* arg);
-    static void on_idle(evutil_socket_t, short, void* arg);
+    static void on_writable(evutil_socket_t, short, void* arg);
+    static void on_timer(evutil_socket_t, short, void* arg);
+
+    // The transport's calls: direct ones to the embedded plain transport unless the listener
+    // gave a factory.
+    IoResult transport_read(char* into, std::size_t room) {
+        return transport_ ? transport_->read(into, room) : plain_.read(into, room);
+    }
+    IoResult transport_write(const IoSlice* slices, std::size_t count) {
+        return transport_ ? transport_->write(slices, count) : plain_.write(slices, count);
+    }
+    Transport& transport() { return transport_ ? *transport_ : plain_; }
+
+    // Opening (tcp_connection_open.cpp): the filters' reads, then the transport, the handshake's
+    // steps, and on_open.
+    void filter_input();  // reads, then run_filters()
+    void run_filters();
+    void filters_done(std::string_view received);
+    void advance_handshake();
+    void open();
+    void reject(const std::string& why);
 
     // Output grew by `added` bytes to `pending`: limits, back-pressure, and a flush.
     void after_output_grew(std::size_t added, std::size_t pending);
-    // The output budget's accounting: from construction to destruction.
+    // The output budget's accounting: from construction to destruction, kept by sync_budget()
+    // after every change of the output buffer (the stage's bytes do not count).
     void join_budget();
     void leave_budget();
-    static void on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg);
+    void sync_budget();
     // Replies are written by the connection itself, once per loop iteration: at the end of the read
-    // callback, or deferred when output grows elsewhere. Only a partial write arms libevent's write
-    // event, so a request/reply costs no epoll_ctl.
+    // callback, or deferred (the write event activated by hand) when output grows elsewhere. Only
+    // a partial write arms the write event with the kernel, so a request/reply costs no epoll_ctl.
     void schedule_flush();
     void flush();
+    // Writes what the output buffer holds, up to kMaxSingleRead, through the transport; `left` is
+    // what it still holds. False when the connection failed.
+    bool write_output(std::size_t& left);
     // The OutputStage, held while process_input() runs (see io_scratch.hpp): begin_stage() takes
     // it if nothing is pending before it; spill_stage() moves what it holds to the output buffer
     // and lets it go (when bytes are about to be written there, or on a graceful close);
@@ -166,8 +210,14 @@ class TcpConnection final : public Connection, private MessageSink {
     bool stage_encoded(std::string_view payload);
     // This thread's OutputStage, looked up once.
     OutputStage& output_stage();
+    event* write_event();
     void arm_write();
-    void arm_idle_timer(std::chrono::milliseconds after);
+    void disarm_write();
+    // The connection's one timer: the accept filter's deadline, the handshake's, the idle
+    // timeout, or the flush deadline of a closing connection, by phase and state.
+    void arm_timer(std::chrono::milliseconds after);
+    void stop_timer();
+    void on_idle();
     template <typename Fn>
     void guarded(const char* what, Fn&& fn);
     // Decodes and dispatches what the input holds, then flushes the replies.
@@ -185,9 +235,12 @@ class TcpConnection final : public Connection, private MessageSink {
     struct SocketRead {
         std::size_t bytes = 0;
         bool end_of_stream = false;
-        int error = 0;  // errno of a failed read
+        bool wants_write = false;  // the transport must write before it reads on
+        int error = 0;             // errno of a failed read
     };
-    // Reads up to limit bytes straight from the socket into the input buffer, until it would block.
+    // The readable event of an open connection: reads, decodes, answers.
+    void read_and_process();
+    // Reads up to limit bytes through the transport into the input buffer, until it would block.
     SocketRead read_socket(std::size_t limit);
     // The first read of read_socket(), into the thread's ReadArea when the input buffer is empty:
     // true when that read is all there is to do.
@@ -204,7 +257,8 @@ class TcpConnection final : public Connection, private MessageSink {
     // (the deadline starts again, or the output is out and the connection lingers).
     bool flush_at_deadline();
     void discard_while_lingering(short what);
-    // The application-visible end: on_close, counters, Ending::closed. Runs once.
+    // The application-visible end: on_close (when on_open ran), counters, Ending::closed. Runs
+    // once.
     void conclude();
     // Releases the socket (after conclude()): Ending::released.
     void finish();
@@ -214,14 +268,17 @@ class TcpConnection final : public Connection, private MessageSink {
     LoopCounters& counters_;
     const ConnectionId id_;
     std::shared_ptr<ConnectionGroup> group_;
-    BufferEventPtr bev_;
     std::unique_ptr<Protocol> protocol_;
     // The protocol switched away from inside its own decode(): destroyed once that returned.
     std::unique_ptr<Protocol> retired_protocol_;
     Buffer input_;
     Buffer output_;
+    // The listener's transport, when it names one; null: plain_.
+    std::unique_ptr<Transport> transport_;
+    PlainTransport plain_;
     const int fd_;
     int read_pauses_ = 0;  // reasons to keep reading disabled; reading resumes at zero
+    Phase phase_ = Phase::filtering;
     bool closing_ = false;
     bool paused_for_output_ = false;  // above output_high_water: neither reading nor decoding
     bool peer_ended_ = false;         // the peer's end of stream was read
@@ -230,7 +287,7 @@ class TcpConnection final : public Connection, private MessageSink {
     bool decoding_ = false;           // inside the protocol's decode() or decode_eof()
     bool switching_ = false;          // switch_protocol() ran inside decoding: stop, then go on
     bool flush_scheduled_ = false;    // a deferred flush is queued
-    bool write_armed_ = false;        // libevent's write event is on (a partial write is pending)
+    bool write_armed_ = false;        // the write event is on (a partial write is pending)
     bool staging_ = false;            // holds the OutputStage; the output buffer is empty meanwhile
     bool holding_area_ = false;       // the input borrows bytes from the ReadArea
     // A large read into the ReadArea left part of a frame, which was copied out: large reads go to
@@ -240,28 +297,34 @@ class TcpConnection final : public Connection, private MessageSink {
     // miss on the evbuffer) for every request.
     bool input_may_hold_bytes_ = false;
     bool output_may_hold_bytes_ = false;
-    bool eof_pending_ = false;      // the peer's end of stream waits for frames held back by output
+    bool eof_pending_ = false;  // the peer's end of stream waits for frames held back by output
+    bool read_wants_write_ = false;  // the transport's read waits for the socket to be writable
+    bool write_wants_read_ = false;  // the transport's write waits for the socket to be readable
+    bool concluded_ = false;
+    bool finished_ = false;
+    const bool accepted_;  // accepted by a listener (its filters run), not connected out
+    CloseReason reason_ = CloseReason::app_closed;
     OutputStage* stage_ = nullptr;  // see output_stage()
     ReadArea* area_ = nullptr;      // this thread's, looked up once
     ReadSizer read_sizer_;
-    // Under the server's output budget: what this connection's output buffer holds, kept by a
-    // callback on that buffer (see join_budget()).
+    // Under the server's output budget: what this connection's output buffer holds (see
+    // sync_budget()).
     OutputBudget* budget_ = nullptr;
     std::size_t budget_held_ = 0;
     ConnectionStats stats_;
-    EventPtr idle_timer_;
+    // Freed before the socket is closed (see the destructor). The write event and the timer are
+    // made when first needed: an idle connection has only its read event.
+    EventPtr read_event_;
+    EventPtr write_event_;
+    EventPtr timer_;
+    // The idle timeout's reference; the start of lingering once closing.
     std::chrono::steady_clock::time_point last_message_;
 
-    const std::string peer_;
+    std::string peer_;
+    mutable std::unique_ptr<std::string> local_;  // made by the first local()
+    std::unique_ptr<FilterStage> filters_;        // while accept filters run
     EndedFn on_ended_;
-    // The connection's own read event on the bufferevent's socket (see kMaxSingleRead); declared
-    // after bev_ so it is freed first.
-    EventPtr read_event_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred flushes
-    std::chrono::steady_clock::time_point linger_started_;
-    bool concluded_ = false;
-    bool finished_ = false;
-    CloseReason reason_ = CloseReason::app_closed;
+    void* owner_;
 
     // Written by other threads; last, away from what every read and reply touches (a cache line
     // of its own measured no faster and cost idle connections memory).

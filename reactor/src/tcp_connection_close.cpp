@@ -2,13 +2,11 @@
 // for the application, finish() for the socket). The rest of TcpConnection is in
 // tcp_connection.cpp.
 
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include "thread_check.hpp"
 
 #include <cerrno>
 
+#include "loop_internals.hpp"
 #include "reactor/log.hpp"
 #include "tcp_connection.hpp"
 
@@ -38,7 +36,8 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
     closing_ = true;
     reason_ = reason;
     event_del(read_event_.get());
-    if (mode == CloseMode::now) {
+    if (mode == CloseMode::now || phase_ != Phase::open) {
+        // Before on_open (filters, handshake) there is nothing of the application's to flush.
         finish();
         return;
     }
@@ -46,29 +45,23 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
         linger();
         return;
     }
-    // Flush: the write callback finishes once the output is empty.
-    bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
-    const timeval deadline = to_timeval(kFlushTimeout);
-    bufferevent_set_timeouts(bev_.get(), nullptr, &deadline);
-    write_armed_ = true;
-    bufferevent_enable(bev_.get(), EV_WRITE);
+    // Flush: the write callback lingers once the output is empty; the timer bounds the wait.
+    arm_timer(kFlushTimeout);
+    arm_write();
 }
 
 bool TcpConnection::flush_at_deadline() {
     if (finished_ || lingering_) return false;
-    evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
-    const std::size_t pending = evbuffer_get_length(out);
+    const std::size_t pending = output_.size();
     if (pending != 0) {
-        evbuffer_unfreeze(out, 1);
-        const int written =
-            evbuffer_write_atmost(out, fd_, static_cast<ev_ssize_t>(kMaxSingleRead));
-        evbuffer_freeze(out, 1);
-        if (written <= 0) return false;
+        std::size_t left = 0;
+        if (!write_output(left)) return true;  // failed: finished already
+        if (left == pending) return false;
     }
     if (output_.empty()) {
         linger();
     } else {
-        bufferevent_enable(bev_.get(), EV_WRITE);  // the timeout disabled it; enabling restarts it
+        arm_timer(kFlushTimeout);
     }
     return true;
 }
@@ -86,10 +79,10 @@ void TcpConnection::linger() {
     // For the application and the server the connection is closed now; only the socket lingers.
     conclude();
     lingering_ = true;
-    linger_started_ = std::chrono::steady_clock::now();
-    bufferevent_disable(bev_.get(), EV_WRITE);
-    bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
-    if (::shutdown(fd_, SHUT_WR) != 0) {
+    last_message_ = std::chrono::steady_clock::now();  // when lingering began
+    disarm_write();
+    stop_timer();
+    if (!transport().shutdown_write()) {
         finish();
         return;
     }
@@ -103,18 +96,20 @@ void TcpConnection::discard_while_lingering(short what) {
     if (what & EV_READ) {
         char sink[16 * 1024];
         for (int reads = 0; reads < 16; ++reads) {
-            const ssize_t got = ::recv(fd_, sink, sizeof sink, 0);
-            if (got > 0) continue;
-            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            const IoResult got = transport_read(sink, sizeof sink);
+            if (got.status == IoResult::Status::ok && got.bytes > 0) continue;
+            if (got.status == IoResult::Status::would_block ||
+                got.status == IoResult::Status::want_write) {
+                break;
+            }
             finish();  // the peer's end of stream, or a reset
             return;
         }
     }
     // Done once the kernel holds none of the output (sent and acknowledged), with no unread input
     // just now; or at the deadline.
-    int unsent = 0;
-    if (::ioctl(fd_, SIOCOUTQ, &unsent) != 0) unsent = 0;
-    if (unsent == 0 || std::chrono::steady_clock::now() - linger_started_ >= kLingerTimeout) {
+    if (transport().unsent() == 0 ||
+        std::chrono::steady_clock::now() - last_message_ >= kLingerTimeout) {
         finish();
     }
 }
@@ -123,15 +118,16 @@ void TcpConnection::conclude() {
     if (concluded_) return;
     concluded_ = true;
     closing_ = true;
-    if (idle_timer_) event_del(idle_timer_.get());
+    stop_timer();
     --group_->open;
     --counters_.connections;
     log_limited(log_rates::connection_closed(), "listener=", group_->name, " conn=", id_,
                 " closed: ", to_string(reason_));
-    if (group_->handlers.on_close) {
+    // The application hears of the close of the connections it saw open only.
+    if (phase_ == Phase::open && group_->handlers.on_close) {
         guarded("on_close", [&] { group_->handlers.on_close(*this, reason_); });
     }
-    on_ended_(*this, Ending::closed);
+    on_ended_(owner_, *this, Ending::closed);
 }
 
 void TcpConnection::finish() {
@@ -140,10 +136,11 @@ void TcpConnection::finish() {
     closing_ = true;
     drop_stage();
     event_del(read_event_.get());
-    bufferevent_disable(bev_.get(), EV_WRITE);
-    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
+    disarm_write();
+    if (write_event_) event_del(write_event_.get());  // a deferred flush, if one is queued
+    stop_timer();
     conclude();
-    on_ended_(*this, Ending::released);
+    on_ended_(owner_, *this, Ending::released);
 }
 
 }  // namespace reactor

@@ -1,7 +1,6 @@
-// How a connection reads its socket: its own read event, reads sized by the ReadSizer, small ones
-// into the thread's ReadArea. The rest of TcpConnection is in tcp_connection.cpp.
-
-#include <unistd.h>
+// How a connection reads its socket through its transport: its own read event, reads sized by the
+// ReadSizer, small ones into the thread's ReadArea. The rest of TcpConnection is in
+// tcp_connection.cpp.
 
 #include <algorithm>
 #include <cerrno>
@@ -42,19 +41,61 @@ void TcpConnection::on_readable(evutil_socket_t, short what, void* arg) {
         self->discard_while_lingering(what);
         return;
     }
-    if (self->closing_ || self->read_pauses_ > 0 || self->peer_ended_) return;
-    const SocketRead got = self->read_socket(kMaxSingleRead);
-    if (got.bytes > 0) self->process_input();
-    self->keep_input();
+    switch (self->phase_) {
+        case Phase::filtering:
+            self->filter_input();
+            return;
+        case Phase::handshaking:
+            self->advance_handshake();
+            return;
+        case Phase::open:
+            break;
+    }
+    if (self->write_wants_read_) {
+        // The transport's write waited for this (TLS): it goes on first.
+        self->write_wants_read_ = false;
+        self->flush();
+    }
+    self->read_and_process();
+}
+
+void TcpConnection::read_and_process() {
+    if (closing_ || read_pauses_ > 0 || peer_ended_) return;
+    const SocketRead got = read_socket(kMaxSingleRead);
+    if (got.bytes > 0) process_input();
+    keep_input();
     // Once the input closed the connection (a protocol error, QUIT), its pending output still
     // goes out; the end of the peer's stream changes nothing then.
-    if (self->closing_) return;
+    if (closing_) return;
     if (got.error != 0) {
-        self->fail("read", got.error);
+        fail("read", got.error);
     } else if (got.end_of_stream) {
-        self->on_end_of_stream();
+        on_end_of_stream();
+    } else if (got.wants_write) {
+        read_wants_write_ = true;
+        arm_write();
     }
 }
+
+namespace {
+// Notes in `result` why a read that moved no bytes stopped.
+template <typename Result>
+void note_stop(const IoResult& read, Result& result) {
+    switch (read.status) {
+        case IoResult::Status::end_of_stream:
+            result.end_of_stream = true;
+            break;
+        case IoResult::Status::error:
+            result.error = read.error != 0 ? read.error : EIO;
+            break;
+        case IoResult::Status::want_write:
+            result.wants_write = true;
+            break;
+        default:
+            break;
+    }
+}
+}  // namespace
 
 void TcpConnection::keep_input() {
     if (!holding_area_) {
@@ -84,23 +125,18 @@ bool TcpConnection::read_into_area(SocketRead& result) {
     char* bytes = area_->claim(this);
     if (bytes == nullptr) return false;
     holding_area_ = true;
-    const ssize_t got = ::read(fd_, bytes, ReadArea::kBytes);
-    if (got <= 0) {
-        const int err = errno;
+    const IoResult got = transport_read(bytes, ReadArea::kBytes);
+    if (got.status != IoResult::Status::ok || got.bytes == 0) {
         keep_input();
-        if (got == 0) {
-            result.end_of_stream = true;
-        } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-            result.error = err;
-        }
+        note_stop(got, result);
         return true;
     }
-    const auto n = static_cast<std::size_t>(got);
+    const std::size_t n = got.bytes;
     input_.borrow_front({bytes, n});
     read_sizer_.record(n, read_sizer_.reservation());
     result.bytes = n;
     stats_.bytes_in += n;
-    if (n < ReadArea::kBytes) return true;  // the socket is drained
+    if (n < ReadArea::kBytes && !got.more) return true;  // the socket is drained
     keep_input();  // more is pending: read on into the buffer's own storage
     return false;
 }
@@ -121,24 +157,19 @@ TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
         if (evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), &space, 1) != 1) break;
         // The chunk may have more space than asked for.
         const std::size_t offered = std::min(space.iov_len, room);
-        const ssize_t got = ::read(fd_, space.iov_base, offered);
-        if (got <= 0) {
-            const int err = errno;
+        const IoResult got = transport_read(static_cast<char*>(space.iov_base), offered);
+        if (got.status != IoResult::Status::ok || got.bytes == 0) {
             evbuffer_commit_space(in, &space, 0);
-            if (got == 0) {
-                result.end_of_stream = true;
-            } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-                result.error = err;
-            }
+            note_stop(got, result);
             break;
         }
-        const auto bytes = static_cast<std::size_t>(got);
+        const std::size_t bytes = got.bytes;
         space.iov_len = bytes;
         evbuffer_commit_space(in, &space, 1);
         read_sizer_.record(bytes, offered);
         result.bytes += bytes;
         stats_.bytes_in += bytes;
-        if (bytes < offered) break;  // the socket is drained
+        if (bytes < offered && !got.more) break;  // the socket is drained
     }
     return result;
 }

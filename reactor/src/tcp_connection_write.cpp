@@ -1,10 +1,10 @@
-// How a connection writes: replies of one read gathered in the thread's OutputStage and sent once,
-// the bufferevent's output for what the kernel does not take, back-pressure and the output limit.
-// The rest of TcpConnection is in tcp_connection.cpp.
+// How a connection writes through its transport: replies of one read gathered in the thread's
+// OutputStage and sent once, the output buffer for what the kernel does not take, back-pressure and
+// the output limit. The rest of TcpConnection is in tcp_connection.cpp.
 
-#include <sys/socket.h>
 #include "thread_check.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "io_scratch.hpp"
@@ -88,6 +88,7 @@ void TcpConnection::spill_stage() {
     OutputStage& stage = output_stage();
     output_may_hold_bytes_ = true;
     output_.append(stage.bytes());
+    sync_budget();
     stage.release();
     staging_ = false;
 }
@@ -104,17 +105,21 @@ bool TcpConnection::write_stage(std::size_t& left) {
     std::size_t written = 0;
     int err = 0;
     if (!bytes.empty()) {
-        const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-        if (n >= 0) {
-            written = static_cast<std::size_t>(n);
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            err = errno;
+        const IoSlice slice{bytes.data(), bytes.size()};
+        const IoResult put = transport_write(&slice, 1);
+        if (put.status == IoResult::Status::ok) {
+            written = put.bytes;
+        } else if (put.status == IoResult::Status::error) {
+            err = put.error != 0 ? put.error : EIO;
+        } else if (put.status == IoResult::Status::want_read) {
+            write_wants_read_ = true;
         }
     }
     left = err == 0 ? bytes.size() - written : 0;
     if (left != 0) {
         output_may_hold_bytes_ = true;
         output_.append(bytes.substr(written));
+        sync_budget();
     }
     stage.release();
     staging_ = false;
@@ -144,6 +149,7 @@ void TcpConnection::overflow_queued() {
 
 void TcpConnection::after_output_grew(std::size_t added, std::size_t pending) {
     stats_.bytes_out += added;
+    if (budget_ != nullptr) sync_budget();
     const auto& limits = group_->limits;
     pending += queued_.load(std::memory_order_relaxed);
     if (limits.output_limit != 0 && pending > limits.output_limit) {
@@ -174,16 +180,24 @@ void TcpConnection::join_budget() {
     if (!group_->budget) return;
     budget_ = group_->budget.get();
     budget_->connections.fetch_add(1, std::memory_order_relaxed);
-    // Every change of the output buffer, ours and libevent's writes alike, reports its size. The
-    // reply path through the output stage does not touch the buffer, so it costs nothing there.
-    evbuffer_add_cb(static_cast<evbuffer*>(output_.native_handle()), &on_output_changed, this);
+}
+
+void TcpConnection::sync_budget() {
+    // The reply path through the output stage does not touch the buffer, so it costs nothing
+    // here.
+    if (budget_ == nullptr) return;
+    const std::size_t now = output_.size();
+    if (now > budget_held_) {
+        budget_->pending.fetch_add(now - budget_held_, std::memory_order_relaxed);
+    } else if (now < budget_held_) {
+        budget_->pending.fetch_sub(budget_held_ - now, std::memory_order_relaxed);
+    }
+    budget_held_ = now;
 }
 
 void TcpConnection::leave_budget() {
     const std::size_t buffered = output_.size() + input_.size();
     if (budget_ != nullptr) {
-        evbuffer_remove_cb(static_cast<evbuffer*>(output_.native_handle()), &on_output_changed,
-                           this);
         budget_->pending.fetch_sub(budget_held_, std::memory_order_relaxed);
         budget_->connections.fetch_sub(1, std::memory_order_relaxed);
         budget_held_ = 0;
@@ -193,28 +207,50 @@ void TcpConnection::leave_budget() {
     released_memory(loop_, buffered);
 }
 
-void TcpConnection::on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-    auto* self = static_cast<TcpConnection*>(arg);
-    const std::size_t now = info->orig_size + info->n_added - info->n_deleted;
-    if (now > self->budget_held_) {
-        self->budget_->pending.fetch_add(now - self->budget_held_, std::memory_order_relaxed);
-    } else {
-        self->budget_->pending.fetch_sub(self->budget_held_ - now, std::memory_order_relaxed);
-    }
-    self->budget_held_ = now;
+void TcpConnection::schedule_flush() {
+    if (flush_scheduled_ || write_armed_ || closing_ || phase_ != Phase::open) return;
+    flush_scheduled_ = true;
+    // Run as an event of this iteration, without asking the kernel: freed with the connection,
+    // it can never run after it.
+    event_active(write_event(), EV_WRITE, 0);
 }
 
-void TcpConnection::schedule_flush() {
-    if (flush_scheduled_ || write_armed_ || closing_) return;
-    flush_scheduled_ = true;
-    loop_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
-        if (alive.expired()) return;
-        flush_scheduled_ = false;
-        flush();
-    });
+bool TcpConnection::write_output(std::size_t& left) {
+    left = output_.size();
+    if (left == 0) return true;
+    constexpr int kMaxSlices = 64;
+    evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
+    evbuffer_iovec chunks[kMaxSlices];
+    const ev_ssize_t want = static_cast<ev_ssize_t>(std::min(left, kMaxSingleRead));
+    const int n = std::min(evbuffer_peek(out, want, nullptr, chunks, kMaxSlices), kMaxSlices);
+    IoSlice slices[kMaxSlices];
+    std::size_t total = 0;
+    int count = 0;
+    for (; count < n && total < static_cast<std::size_t>(want); ++count) {
+        const std::size_t size = std::min(chunks[count].iov_len, want - total);
+        slices[count] = IoSlice{chunks[count].iov_base, size};
+        total += size;
+    }
+    const IoResult put = transport_write(slices, static_cast<std::size_t>(count));
+    switch (put.status) {
+        case IoResult::Status::ok:
+            evbuffer_drain(out, put.bytes);
+            left -= put.bytes;
+            sync_budget();
+            return true;
+        case IoResult::Status::error:
+            fail("write", put.error != 0 ? put.error : EIO);
+            return false;
+        case IoResult::Status::want_read:
+            write_wants_read_ = true;
+            return true;
+        default:
+            return true;
+    }
 }
 
 void TcpConnection::flush() {
+    if (phase_ != Phase::open) return;  // output waits for the handshake
     std::size_t left = 0;
     if (staging_) {
         // The output buffer was empty when staging began: what the kernel does not take of the
@@ -222,25 +258,12 @@ void TcpConnection::flush() {
         if (!write_stage(left) || closing_) return;
     } else {
         if (closing_ || write_armed_) return;
-        evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
-        const std::size_t pending = evbuffer_get_length(out);
-        if (pending == 0) return;
-        // The bufferevent freezes the front of its output so only it drains it; lift that while
-        // writing.
-        evbuffer_unfreeze(out, 1);
-        const int written =
-            evbuffer_write_atmost(out, fd_, static_cast<ev_ssize_t>(kMaxSingleRead));
-        const int err = errno;
-        evbuffer_freeze(out, 1);
-        if (written < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-            fail("write", err);
-            return;
-        }
-        left = written > 0 ? pending - static_cast<std::size_t>(written) : pending;
+        if (!output_may_hold_bytes_) return;
+        if (!write_output(left)) return;
         output_may_hold_bytes_ = left != 0;
     }
-    if (left != 0) arm_write();
-    // The kernel took enough: reading resumes below half the high-water mark, as in on_write.
+    if (left != 0 && !write_wants_read_) arm_write();
+    // The kernel took enough: reading resumes below half the high-water mark.
     if (paused_for_output_ && left <= group_->limits.output_high_water / 2) {
         paused_for_output_ = false;
         resume_reading();
@@ -248,22 +271,53 @@ void TcpConnection::flush() {
 }
 
 void TcpConnection::arm_write() {
+    if (write_armed_) return;
     write_armed_ = true;
-    bufferevent_enable(bev_.get(), EV_WRITE);
+    if (flush_scheduled_) {
+        // libevent does not register an event with the kernel while it is active: the deferred
+        // flush gives way to the writability it would wait for anyway.
+        flush_scheduled_ = false;
+        event_del(write_event_.get());
+    }
+    event_add(write_event(), nullptr);
 }
 
-void TcpConnection::on_write(bufferevent*, void* arg) {
+void TcpConnection::disarm_write() {
+    if (!write_armed_) return;
+    write_armed_ = false;
+    event_del(write_event_.get());
+}
+
+void TcpConnection::on_writable(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<TcpConnection*>(arg);
-    if (self->closing_) {
-        if (self->output_.empty()) self->linger();
+    if (self->finished_ || self->lingering_) return;
+    if (self->phase_ == Phase::handshaking) {
+        self->advance_handshake();
         return;
     }
-    if (self->output_.empty()) {
-        // Drained: stop watching for writability until a write is partial again.
-        self->write_armed_ = false;
-        bufferevent_disable(self->bev_.get(), EV_WRITE);
+    if (self->read_wants_write_) {
+        // The transport's read waited for this (TLS).
+        self->read_wants_write_ = false;
+        if (!self->write_armed_ || self->output_.empty()) self->disarm_write();
+        self->read_and_process();
+        if (self->finished_ || self->lingering_) return;
     }
-    if (self->paused_for_output_) {
+    if (self->flush_scheduled_ && !self->write_armed_) {
+        // A deferred flush (schedule_flush), not the kernel's readiness.
+        self->flush_scheduled_ = false;
+        self->flush();
+        return;
+    }
+    self->flush_scheduled_ = false;
+    std::size_t left = 0;
+    if (!self->write_output(left)) return;
+    self->output_may_hold_bytes_ = left != 0;
+    if (self->closing_) {
+        if (left == 0) self->linger();
+        return;
+    }
+    if (left == 0) self->disarm_write();  // drained: stop watching until a write is partial again
+    if (self->paused_for_output_ && left <= self->group_->limits.output_high_water / 2) {
         self->paused_for_output_ = false;
         self->resume_reading();
     }

@@ -14,7 +14,7 @@ using reactor::Buffer;
 namespace {
 
 // How many separate chunks (evbuffer chains) hold the bytes.
-int chunk_count(const Buffer& buffer) {
+int chunk_count(Buffer& buffer) {
     return evbuffer_peek(static_cast<evbuffer*>(buffer.native_handle()), -1, nullptr, nullptr, 0);
 }
 

@@ -8,7 +8,9 @@ namespace reactor {
 
 // A byte queue: a connection's input or output, or a free-standing buffer (codec tests, encoders).
 // Backed by a libevent evbuffer, so appending, moving between buffers and searching do not copy the
-// whole content. Not thread-safe: a connection's buffers belong to its loop thread.
+// whole content; the evbuffer is made by the first write, so an empty buffer (an idle
+// connection's) costs no allocation. Not thread-safe: a connection's buffers belong to its loop
+// thread.
 class Buffer {
   public:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
@@ -52,14 +54,16 @@ class Buffer {
     void borrow_front(std::string_view bytes);
     // Returns how many bytes it copied.
     std::size_t keep_front();
-    // The evbuffer, without borrowed bytes: call keep_front() before using it.
-    void* native_handle() const { return handle_; }
+    // The evbuffer (made now if there is none yet), without borrowed bytes: call keep_front()
+    // before using it.
+    void* native_handle() { return storage(); }
     Buffer(Buffer&& other) noexcept;
 
   private:
     Buffer(void* handle, bool owned) : handle_(handle), owned_(owned) {}
-    void* handle_;
-    bool owned_;
+    void* storage();  // the evbuffer, made at first use
+    void* handle_ = nullptr;
+    bool owned_ = false;
     std::string_view front_;  // borrowed bytes, what is left of them
     bool lent_ = false;       // front_ is the whole content: the evbuffer is empty
 };

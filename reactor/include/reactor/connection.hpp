@@ -24,6 +24,8 @@ enum class CloseReason {
     app_closed,       // the application closed it (Connection::close: a QUIT, "Connection: close")
     kicked,           // closed through Server::close(id): an operator, another connection
     shutdown,         // the server is stopping
+    rejected,         // an accept filter rejected it (or it broke a filter's byte budget)
+    handshake_failed, // its transport's handshake failed (TLS: no shared cipher, a bad certificate)
 };
 std::string_view to_string(CloseReason reason);
 
@@ -52,8 +54,12 @@ class Connection {
     virtual ~Connection() = default;
 
     virtual ConnectionId id() const = 0;
-    // "127.0.0.1:50312", "[::1]:50312" or "unix:/path".
+    // "127.0.0.1:50312", "[::1]:50312" or "unix:/path": the socket's peer, or the address an accept
+    // filter set (a PROXY header's client).
     virtual const std::string& peer() const = 0;
+    // The address the connection arrived at, in the same form: the socket's, or what an accept
+    // filter set.
+    virtual const std::string& local() const = 0;
     // Name of the listener that accepted it, or of the outbound connection.
     virtual const std::string& listener() const = 0;
     virtual const ConnectionStats& stats() const = 0;

@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 
+struct event_base;
+
 namespace reactor {
 
 class EventLoop;
@@ -69,11 +71,9 @@ class EventLoop {
     // Number of loop iterations that ran posted tasks, for stats.
     std::uint64_t wakeups() const;
 
-    // The underlying event_base, for code inside the library. Not part of the public contract.
-    void* native_handle() const;
-
   private:
     friend class TimerHandle;
+    friend event_base* event_base_of(EventLoop& loop);
     void cancel_timer(std::uint64_t id);
     struct Impl;
     std::unique_ptr<Impl> impl_;

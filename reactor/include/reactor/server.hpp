@@ -8,10 +8,12 @@
 #include <string_view>
 #include <vector>
 
+#include "reactor/accept_filter.hpp"
 #include "reactor/connection.hpp"
 #include "reactor/endpoint.hpp"
 #include "reactor/message.hpp"
 #include "reactor/protocol.hpp"
+#include "reactor/transport.hpp"
 
 namespace reactor {
 
@@ -20,6 +22,8 @@ class EventLoop;
 // What the application does with a listener's (or an outbound connection's) traffic. Each callback
 // runs on the connection's loop thread; any may be empty.
 struct Handlers {
+    // After the accept filters and the transport's handshake. A connection that ends before (a
+    // filter rejected it, its handshake failed or timed out) reaches neither on_open nor on_close.
     std::function<void(Connection&)> on_open;
     std::function<void(Connection&, Message&)> on_message;
     std::function<void(Connection&, CloseReason)> on_close;
@@ -56,7 +60,11 @@ struct ListenOptions {
     // that would let this one join it with SO_REUSEPORT. true: bind with SO_REUSEPORT (with any
     // number of loops) and join such a process, to hand a port over from one process to the next.
     bool share_port = false;
-    std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
+    std::shared_ptr<const ProtocolFactory> protocol;    // null: raw
+    std::shared_ptr<const TransportFactory> transport;  // null: plain TCP (or Unix stream)
+    // Run in this order on each accepted connection's first bytes, before its transport and
+    // on_open (see accept_filter.hpp).
+    std::vector<std::shared_ptr<const AcceptFilterFactory>> accept_filters;
     Handlers handlers;
     ConnectionLimits limits;
 };
@@ -65,7 +73,8 @@ struct ConnectOptions {
     std::string name = "outbound";
     Endpoint endpoint;
     std::chrono::milliseconds timeout{5000};
-    std::shared_ptr<const ProtocolFactory> protocol;  // null: raw
+    std::shared_ptr<const ProtocolFactory> protocol;    // null: raw
+    std::shared_ptr<const TransportFactory> transport;  // null: plain TCP (or Unix stream)
     Handlers handlers;
     ConnectionLimits limits;
 };
