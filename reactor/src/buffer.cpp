@@ -18,22 +18,20 @@ evbuffer* eb(void* handle) {
 Buffer::Buffer() = default;
 
 Buffer::~Buffer() {
-    if (owned_ && handle_ != nullptr) evbuffer_free(eb(handle_));
+    if (handle_ != nullptr) evbuffer_free(eb(handle_));
 }
 
 void* Buffer::storage() {
     if (handle_ == nullptr) {
         handle_ = evbuffer_new();
         if (handle_ == nullptr) throw std::bad_alloc();
-        owned_ = true;
     }
     return handle_;
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : handle_(other.handle_), owned_(other.owned_), front_(other.front_), lent_(other.lent_) {
+    : handle_(other.handle_), front_(other.front_), lent_(other.lent_) {
     other.handle_ = nullptr;
-    other.owned_ = false;
     other.front_ = {};
     other.lent_ = false;
 }
@@ -52,10 +50,6 @@ std::size_t Buffer::keep_front() {
     if (bytes.empty()) return 0;
     if (evbuffer_add(eb(storage()), bytes.data(), bytes.size()) != 0) throw std::bad_alloc();
     return bytes.size();
-}
-
-Buffer Buffer::borrow(void* evbuffer_handle) {
-    return Buffer(evbuffer_handle, false);
 }
 
 std::size_t Buffer::size() const {

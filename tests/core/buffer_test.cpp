@@ -254,19 +254,6 @@ TEST_CASE("a moved-from buffer gives its bytes to the new one") {
     CHECK(moved.to_string() == "payload");
 }
 
-TEST_CASE("a borrowed buffer works on an evbuffer it does not own") {
-    evbuffer* raw = evbuffer_new();
-    REQUIRE(raw != nullptr);
-    {
-        Buffer view = Buffer::borrow(raw);
-        view.append("shared");
-        CHECK(view.find("red") == 3);
-    }
-    // Still alive after the view is gone.
-    CHECK(evbuffer_get_length(raw) == 6);
-    evbuffer_free(raw);
-}
-
 TEST_CASE("borrowed front bytes read like owned ones, and are copied when kept") {
     std::string lent = "GET /a\r\nGET /b\r\nGE";
     Buffer buffer;

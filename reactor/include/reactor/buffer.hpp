@@ -45,8 +45,6 @@ class Buffer {
     std::string take(std::size_t n);
     std::string to_string() const;
 
-    // Library-internal: wraps an evbuffer owned elsewhere (a bufferevent's input or output).
-    static Buffer borrow(void* evbuffer_handle);
     // Library-internal, for a connection's input: while the buffer is empty, bytes read elsewhere
     // can become its content in place, without a copy; keep_front() copies what is left of them
     // into the buffer's own storage, before the memory they live in is reused. Every other member
@@ -60,10 +58,8 @@ class Buffer {
     Buffer(Buffer&& other) noexcept;
 
   private:
-    Buffer(void* handle, bool owned) : handle_(handle), owned_(owned) {}
     void* storage();  // the evbuffer, made at first use
     void* handle_ = nullptr;
-    bool owned_ = false;
     std::string_view front_;  // borrowed bytes, what is left of them
     bool lent_ = false;       // front_ is the whole content: the evbuffer is empty
 };
