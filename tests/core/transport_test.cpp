@@ -24,9 +24,19 @@ using reactor::Transport;
 
 namespace {
 
+// Options of the test transport.
+struct Quirks {
+    bool handshake = false;         // wants "HELLO\n" before it is established
+    bool read_wants_write = false;  // its first read waits for writability, as TLS may
+    bool write_wants_read = false;  // its first write waits for readability, as TLS may
+};
+
 class CaseSwapTransport final : public Transport {
   public:
-    explicit CaseSwapTransport(bool handshake) : handshake_wanted_(handshake) {}
+    explicit CaseSwapTransport(Quirks quirks)
+        : handshake_wanted_(quirks.handshake),
+          stall_read_(quirks.read_wants_write),
+          stall_write_(quirks.write_wants_read) {}
     ~CaseSwapTransport() override { close(); }
 
     void attach(int fd, std::string_view received) override {
@@ -69,6 +79,10 @@ class CaseSwapTransport final : public Transport {
     }
 
     IoResult read(char* into, std::size_t room) override {
+        if (stall_read_) {
+            stall_read_ = false;
+            return {0, IoResult::Status::want_write};
+        }
         if (!pending_.empty()) {
             // Bytes read with the handshake come first.
             const std::size_t n = std::min(room, pending_.size());
@@ -86,6 +100,10 @@ class CaseSwapTransport final : public Transport {
     }
 
     IoResult write(const IoSlice* slices, std::size_t count) override {
+        if (stall_write_) {
+            stall_write_ = false;
+            return {0, IoResult::Status::want_read};
+        }
         std::string swapped;
         for (std::size_t i = 0; i < count; ++i) {
             swapped.append(static_cast<const char*>(slices[i].data), slices[i].size);
@@ -110,6 +128,8 @@ class CaseSwapTransport final : public Transport {
 
   private:
     bool handshake_wanted_;
+    bool stall_read_;
+    bool stall_write_;
     int fd_ = -1;
     std::string pending_;
     bool greeted_ = false;
@@ -119,17 +139,19 @@ class CaseSwapTransport final : public Transport {
 class CaseSwapFactory final : public reactor::TransportFactory {
   public:
     explicit CaseSwapFactory(bool handshake, std::chrono::milliseconds timeout = 5000ms)
-        : handshake_(handshake), timeout_(timeout) {}
+        : CaseSwapFactory(Quirks{handshake, false, false}, timeout) {}
+    explicit CaseSwapFactory(Quirks quirks, std::chrono::milliseconds timeout = 5000ms)
+        : quirks_(quirks), timeout_(timeout) {}
     std::string_view name() const override { return "case-swap"; }
     std::unique_ptr<Transport> create() const override {
-        return std::make_unique<CaseSwapTransport>(handshake_);
+        return std::make_unique<CaseSwapTransport>(quirks_);
     }
     std::chrono::milliseconds handshake_timeout() const override {
-        return handshake_ ? timeout_ : std::chrono::milliseconds(0);
+        return quirks_.handshake ? timeout_ : std::chrono::milliseconds(0);
     }
 
   private:
-    bool handshake_;
+    Quirks quirks_;
     std::chrono::milliseconds timeout_;
 };
 
@@ -157,6 +179,29 @@ TEST_CASE("reads and writes go through the listener's transport") {
     CHECK(echoed.data == std::string(big.size(), 'A'));
     client.close();
     CHECK(h.events.wait_close_of(id) == reactor::CloseReason::peer_closed);
+}
+
+TEST_CASE("a read that waits for writability, and a write that waits for readability, go on") {
+    SUBCASE("read wants write") {
+        test::ServerHarness h(
+            through(std::make_shared<CaseSwapFactory>(Quirks{false, true, false})));
+        auto [client, id] = h.connect_and_wait_open();
+        REQUIRE(client.send_all("abc"));
+        const auto got = client.read_exactly(3);
+        REQUIRE(got.ok());
+        CHECK(got.data == "ABC");
+    }
+    SUBCASE("write wants read") {
+        test::ServerHarness h(
+            through(std::make_shared<CaseSwapFactory>(Quirks{false, false, true})));
+        auto [client, id] = h.connect_and_wait_open();
+        REQUIRE(client.send_all("abc"));
+        // The reply waits for the socket to be readable: the next request makes it so.
+        REQUIRE(client.send_all("d"));
+        const auto got = client.read_exactly(4);
+        REQUIRE(got.ok());
+        CHECK(got.data == "ABCD");
+    }
 }
 
 TEST_CASE("a transport's handshake holds on_open until it is done") {

@@ -118,7 +118,8 @@ class Server {
     // Throws std::system_error when the address cannot be bound.
     Endpoint listen(ListenOptions options);
 
-    // Opens an outbound connection; done(id, "") once connected (after on_open), or done(0, error)
+    // Opens an outbound connection; done(id, "") once connected (after on_open; with a transport
+    // that has a handshake, once the handshake has begun: on_open follows it), or done(0, error)
     // on failure or timeout.
     void connect(ConnectOptions options,
                  std::function<void(ConnectionId, const std::string& error)> done);
