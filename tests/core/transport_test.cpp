@@ -196,7 +196,17 @@ TEST_CASE("a read that waits for writability, and a write that waits for readabi
             through(std::make_shared<CaseSwapFactory>(Quirks{false, false, true})));
         auto [client, id] = h.connect_and_wait_open();
         REQUIRE(client.send_all("abc"));
-        // The reply waits for the socket to be readable: the next request makes it so.
+        // The reply waits for the socket to be readable (a round trip to the loop each look)...
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        bool waiting = false;
+        while (!waiting && std::chrono::steady_clock::now() < deadline) {
+            waiting = h.on_loop([&, id = id] {
+                reactor::Connection* c = h.server.find(id);
+                return c != nullptr && c->output_pending() == 3;
+            });
+        }
+        REQUIRE(waiting);
+        // ...which the next request makes it.
         REQUIRE(client.send_all("d"));
         const auto got = client.read_exactly(4);
         REQUIRE(got.ok());
