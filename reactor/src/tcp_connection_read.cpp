@@ -179,8 +179,8 @@ void TcpConnection::read_remaining_input() {
     // receive buffer; it is owed a reply like any other. Not when this connection's own handler
     // began the shutdown: it is inside its decoding then, whose frame is not drained yet, and
     // decoding again would deliver that frame a second time. Nor after the peer's end of stream,
-    // when everything has been read.
-    if (read_pauses_ > 0 || in_read_ || peer_ended_) return;
+    // when everything has been read, nor before the connection opened.
+    if (phase_ != Phase::open || read_pauses_ > 0 || in_read_ || peer_ended_) return;
     read_socket(kMaxSingleRead * 64);
     process_input();
     keep_input();

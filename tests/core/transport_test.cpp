@@ -280,3 +280,21 @@ TEST_CASE("an outbound connection uses the transport it is given") {
     // Swapped on the way out ("ABC" reached the echo server), read back as it came.
     CHECK(result.get() == "ABC");
 }
+
+TEST_CASE("a shutdown ends connections still in their handshake") {
+    test::ServerHarness h(through(std::make_shared<CaseSwapFactory>(true)));
+    auto waiting = h.connect();
+    REQUIRE(waiting.send_all("HEL"));
+    auto [open, id] = [&] {
+        auto c = h.connect();
+        REQUIRE(c.send_all("HELLO\n"));
+        REQUIRE(h.events.wait_opened(1));
+        return std::pair{std::move(c), h.events.wait_nth_open(0)};
+    }();
+    std::promise<void> done;
+    h.on_loop([&] { h.server.shutdown([&] { done.set_value(); }); });
+    CHECK(waiting.read_until_eof().ok());
+    CHECK(h.events.wait_close_of(id) == reactor::CloseReason::shutdown);
+    CHECK(done.get_future().wait_for(10s) == std::future_status::ready);
+    CHECK(h.events.open_count() == 1);
+}
