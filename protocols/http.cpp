@@ -754,7 +754,7 @@ void HttpProtocol::deliver_request(MessageSink& out) {
 
     Message message;
     message.payload = request_.body;
-    message.http = &request_;
+    message.set(&request_);
     out.deliver(message);
 }
 

@@ -6,20 +6,21 @@
 // valid extensions.
 //
 // decode() hands over one request per call, so pipelined requests are delivered in order within
-// one read. The Message has .http set (method, target, version, headers, body, keep_alive) and
-// .payload = the body; every view is valid only while the message is being delivered. Trailer
-// fields of a chunked body are checked and bounded but not exposed.
+// one read. The Message carries the HttpRequest below (message.get<HttpRequest>(): method,
+// target, version, headers, body, keep_alive) and .payload = the body; every view is valid only
+// while the message is being delivered. Trailer fields of a chunked body are checked and bounded
+// but not exposed.
 //
 // Keep-alive: a request with "Connection: close", an HTTP/1.0 request without
 // "Connection: keep-alive", and a CONNECT or Upgrade request arrive with keep_alive == false. The
 // application closes the connection after replying to such a request; encode() marks that reply
 // "Connection: close", and any bytes after the request are discarded unparsed.
 //
-// Upgrade: a CONNECT or Upgrade request arrives with .http->upgrade set and its headers (Upgrade,
-// Connection, Sec-WebSocket-*) as sent. This codec decodes nothing after it. An application that
-// answers 101 Switching Protocols (with send_raw: encode() would frame a normal response) and
-// calls Connection::switch_protocol during the delivery hands the bytes after the request, in the
-// same read and later, to the new protocol; without a switch they are discarded.
+// Upgrade: a CONNECT or Upgrade request arrives with HttpRequest::upgrade set and its headers
+// (Upgrade, Connection, Sec-WebSocket-*) as sent. This codec decodes nothing after it. An
+// application that answers 101 Switching Protocols (with send_raw: encode() would frame a normal
+// response) and calls Connection::switch_protocol during the delivery hands the bytes after the
+// request, in the same read and later, to the new protocol; without a switch they are discarded.
 //
 // Errors, each answered with Content-Length: 0 and Connection: close, then the connection closes:
 //  - 431 Request Header Fields Too Large: the request line and headers, through the blank line that
@@ -49,10 +50,40 @@
 
 #include <cstddef>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "reactor/protocol.hpp"
 
 namespace reactor::protocols {
+
+struct HttpHeader {
+    std::string_view name;
+    std::string_view value;
+};
+
+// ASCII case-insensitive equality, as HTTP header names compare.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
+// A parsed HTTP/1.x request, the detail of every message of protocol "http". Every view points
+// into connection-owned storage and is valid only for the duration of the on_message callback.
+struct HttpRequest {
+    std::string_view method;
+    std::string_view target;
+    int version_major = 1;
+    int version_minor = 1;
+    std::vector<HttpHeader> headers;
+    std::string_view body;
+    bool keep_alive = true;
+    // An Upgrade request (with "Connection: upgrade") or a CONNECT: the bytes after it belong to
+    // the next protocol. Answer 101 (200 for CONNECT) and Connection::switch_protocol to take
+    // them over; without a switch they are discarded and the connection ends after the reply, as
+    // keep_alive is false.
+    bool upgrade = false;
+
+    // First header with this name (ASCII case-insensitive), or an empty view.
+    std::string_view header(std::string_view name) const;
+};
 
 struct HttpLimits {
     std::size_t max_header_bytes = 8 * 1024;

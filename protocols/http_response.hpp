@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "http.hpp"
 #include "reactor/buffer.hpp"
-#include "reactor/message.hpp"
 
 namespace reactor::protocols {
 

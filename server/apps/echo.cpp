@@ -1,4 +1,5 @@
 #include "apps/builtin_apps.hpp"
+#include "http.hpp"
 
 namespace reactord {
 
@@ -17,7 +18,8 @@ class EchoApp final : public App {
             return;
         }
         conn.send(message.payload);
-        if (message.http != nullptr && !message.http->keep_alive) conn.close();
+        const auto* request = message.get<reactor::protocols::HttpRequest>();
+        if (request != nullptr && !request->keep_alive) conn.close();
     }
 
   private:

@@ -29,7 +29,7 @@ class HttpApp final : public App {
     explicit HttpApp(AppContext& context) : server_(context.server), stats_(context.stats) {}
 
     void on_message(reactor::Connection& conn, reactor::Message& message) override {
-        const reactor::HttpRequest& request = *message.http;
+        const auto& request = *message.get<reactor::protocols::HttpRequest>();
         const bool head = request.method == "HEAD";
         const bool get = request.method == "GET" || head;
         const std::string_view path = target_path(request.target);

@@ -25,9 +25,11 @@
 #include <vector>
 
 #include "fuzz_input.hpp"
+#include "http.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/message.hpp"
 #include "reactor/protocol.hpp"
+#include "resp.hpp"
 
 namespace fuzz {
 
@@ -149,18 +151,20 @@ class CheckingSink final : public reactor::MessageSink {
         const BufferMap map(in_);
         Captured copy;
         copy.payload = place(map, message.payload, rules_.payload_may_be_owned, "payload");
-        for (const std::string_view arg : message.args) {
+        if (const auto* command = message.get<reactor::protocols::RespCommand>()) {
             const bool owned = rules_.args_may_be_owned && rules_.args_may_be_owned(message);
-            copy.args.push_back(place(map, arg, owned, "argument"));
+            for (const std::string_view arg : command->args) {
+                copy.args.push_back(place(map, arg, owned, "argument"));
+            }
         }
-        if (message.http != nullptr) {
-            const reactor::HttpRequest& r = *message.http;
+        if (const auto* request = message.get<reactor::protocols::HttpRequest>()) {
+            const reactor::protocols::HttpRequest& r = *request;
             copy.is_http = true;
             copy.method = place(map, r.method, rules_.method_may_be_owned, "method");
             copy.target = place(map, r.target, false, "target");
             copy.version_major = r.version_major;
             copy.version_minor = r.version_minor;
-            for (const reactor::HttpHeader& h : r.headers) {
+            for (const reactor::protocols::HttpHeader& h : r.headers) {
                 copy.headers.emplace_back(place(map, h.name, false, "header name"),
                                           place(map, h.value, false, "header value"));
             }

@@ -39,7 +39,7 @@ struct ParsedResponse {
 
     std::string header(std::string_view name) const {
         for (const auto& [n, v] : headers) {
-            if (reactor::ascii_iequals(n, name)) return v;
+            if (reactor::protocols::ascii_iequals(n, name)) return v;
         }
         return {};
     }
@@ -124,15 +124,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    message.version_minor);
         std::size_t hosts = 0;
         for (const auto& [name, value] : message.headers) {
-            if (reactor::ascii_iequals(name, "Host")) ++hosts;
-            if (reactor::ascii_iequals(name, "Transfer-Encoding")) {
+            if (reactor::protocols::ascii_iequals(name, "Host")) ++hosts;
+            if (reactor::protocols::ascii_iequals(name, "Transfer-Encoding")) {
                 FUZZ_CHECK(message.version_minor >= 1, "Transfer-Encoding in HTTP/1.0 delivered");
                 // A line may hold the list's empty elements only (RFC 9110 §5.6.1).
                 std::string coding;
                 for (const char c : value) {
                     if (c != ' ' && c != '\t' && c != ',') coding += c;
                 }
-                FUZZ_CHECK(coding.empty() || reactor::ascii_iequals(coding, "chunked"),
+                FUZZ_CHECK(coding.empty() || reactor::protocols::ascii_iequals(coding, "chunked"),
                            "Transfer-Encoding '%s' delivered", fuzz::printable(value).c_str());
             }
         }

@@ -17,6 +17,7 @@
 #include "reactor/buffer.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/protocol_registry.hpp"
+#include "resp.hpp"
 
 namespace codec_test {
 
@@ -57,7 +58,9 @@ class CapturingSink final : public reactor::MessageSink {
     void deliver(reactor::Message& message) override {
         Captured copy;
         copy.payload.assign(message.payload);
-        for (const auto arg : message.args) copy.args.emplace_back(arg);
+        if (const auto* command = message.get<reactor::protocols::RespCommand>()) {
+            for (const auto arg : command->args) copy.args.emplace_back(arg);
+        }
         messages.push_back(std::move(copy));
     }
     std::vector<Captured> messages;

@@ -47,8 +47,8 @@ std::ostream& operator<<(std::ostream& os, const Request& r) {
 class CollectingSink final : public MessageSink {
   public:
     void deliver(Message& message) override {
-        REQUIRE(message.http != nullptr);
-        const auto& http = *message.http;
+        REQUIRE(message.get<HttpRequest>() != nullptr);
+        const auto& http = *message.get<HttpRequest>();
         CHECK(message.payload.data() == http.body.data());
         CHECK(message.payload.size() == http.body.size());
         Request r{std::string(http.method),
@@ -596,11 +596,12 @@ TEST_CASE("bytes after a request that ends the connection are discarded") {
 class SwitchingSink final : public MessageSink {
   public:
     void deliver(Message& message) override {
-        REQUIRE(message.http != nullptr);
+        const auto* request = message.get<HttpRequest>();
+        REQUIRE(request != nullptr);
         ++delivered;
-        upgrade = message.http->upgrade;
-        keep_alive = message.http->keep_alive;
-        upgrade_header = std::string(message.http->header("upgrade"));
+        upgrade = request->upgrade;
+        keep_alive = request->keep_alive;
+        upgrade_header = std::string(request->header("upgrade"));
         if (upgrade) switched = true;  // the application's switch_protocol()
     }
     bool accepting() const override { return !switched; }
@@ -904,7 +905,7 @@ TEST_CASE("HttpResponse writes exact responses") {
               0);
     }
     SUBCASE("the Connection header a request needs") {
-        reactor::HttpRequest request;
+        HttpRequest request;
         CHECK(HttpResponse(204).connection_for(request).to_string().find("Connection") ==
               std::string::npos);
         request.keep_alive = false;
