@@ -131,8 +131,7 @@ class HttpProtocol final : public Protocol {
     HttpProtocol& operator=(const HttpProtocol&) = delete;
 
     Decoded decode(Buffer& in, MessageSink& out) override;
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     std::string busy_notice() const override {
         return HttpResponse(503)
             .header("Content-Type", "text/plain")
@@ -805,27 +804,22 @@ Decoded HttpProtocol::fail(Failure failure, std::string_view detail) {
     return Decoded::fail(error_.reason, error_.last_reply);
 }
 
-void HttpProtocol::encode(std::string_view payload, Buffer& out) {
+void HttpProtocol::encode(std::string_view payload, FrameOutput& out) {
     static constexpr std::size_t kCopyBodyBelow = 4096;
+    // The head is built apart and written in one piece, with a small body: into a Buffer, each
+    // append is an evbuffer_add.
     thread_local std::string head;
     head.clear();
     append_http_head(head, 200, "OK", reply_header_lines_, payload.size());
     if (reply_to_head_) {
         out.append(head);
     } else if (payload.size() < kCopyBodyBelow) {
-        // One append for the whole response: cheaper than two for a small body.
         head.append(payload);
         out.append(head);
     } else {
         out.append(head);
         out.append(payload);
     }
-}
-
-bool HttpProtocol::encode_to(std::string_view payload, std::string& out) {
-    append_http_head(out, 200, "OK", reply_header_lines_, payload.size());
-    if (!reply_to_head_) out.append(payload);
-    return true;
 }
 
 }  // namespace

@@ -385,13 +385,8 @@ void RespProtocol::reset() {
     }
 }
 
-void RespProtocol::encode(std::string_view payload, Buffer& out) {
+void RespProtocol::encode(std::string_view payload, FrameOutput& out) {
     resp::append_bulk(out, payload);
-}
-
-bool RespProtocol::encode_to(std::string_view payload, std::string& out) {
-    resp::append_bulk(out, payload);
-    return true;
 }
 
 std::string RespProtocol::busy_notice() const {

@@ -57,8 +57,7 @@ class RespProtocol final : public Protocol {
 
     Decoded decode(Buffer& in, MessageSink& out) override;
     // Writes the payload as a bulk string.
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     std::string busy_notice() const override;
 
   private:

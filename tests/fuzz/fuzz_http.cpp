@@ -165,9 +165,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const fuzz::Captured* last = whole.messages.empty() ? nullptr : &whole.messages.back();
     for (const std::string_view payload : input.pieces()) {
-        reactor::Buffer out;
+        std::string bytes;
+        reactor::FrameOutput out(bytes);
         protocol->encode(payload, out);
-        const std::string bytes = out.to_string();
         ParsedResponse response;
         response.head = last != nullptr && last->method == "HEAD";
         FUZZ_CHECK(parse_response(bytes, response), "encode() wrote no single response: '%s'",

@@ -372,7 +372,8 @@ TEST_CASE("resp: reply builders") {
     namespace resp = reactor::protocols::resp;
     const std::vector<std::string_view> items{"a", "", "ccc"};
     std::string s;
-    reactor::Buffer b;
+    reactor::Buffer buffer;
+    reactor::FrameOutput b(buffer);
     resp::append_simple_string(s, "OK");
     resp::append_simple_string(b, "OK");
     resp::append_error(s, "ERR bad\r\nthing");
@@ -393,7 +394,7 @@ TEST_CASE("resp: reply builders") {
         "+OK\r\n-ERR bad  thing\r\n:1\r\n:-9223372036854775808\r\n$3\r\nfoo\r\n$-1\r\n*2\r\n"
         "*3\r\n$1\r\na\r\n$0\r\n\r\n$3\r\nccc\r\n";
     CHECK(s == expected);
-    CHECK(b.to_string() == expected);
+    CHECK(buffer.to_string() == expected);
 }
 
 TEST_CASE("resp: option errors name the option") {

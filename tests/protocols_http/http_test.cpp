@@ -257,8 +257,9 @@ std::string error_response(std::string_view status_line) {
            "\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 }
 
-// Runs one request through a fresh codec and returns what encode() makes of payload; encode_to()
-// must make the same (but for the second in the Date header, which may tick between the two).
+// Runs one request through a fresh codec and returns what encode() makes of payload into a
+// Buffer; into a string it must make the same (but for the second in the Date header, which may
+// tick between the two).
 std::string reply_to(std::string_view request, std::string_view payload) {
     auto protocol = http();
     Buffer in;
@@ -266,8 +267,10 @@ std::string reply_to(std::string_view request, std::string_view payload) {
     CollectingSink sink;
     std::string direct;
     sink.on_message = [&](Message&) {
-        protocol->encode(payload, out);
-        CHECK(protocol->encode_to(payload, direct));
+        reactor::FrameOutput into_buffer(out);
+        protocol->encode(payload, into_buffer);
+        reactor::FrameOutput into_string(direct);
+        protocol->encode(payload, into_string);
     };
     in.append(request);
     const DecodeOutcome outcome = reactor::decode_all(*protocol, in, sink);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "reactor/buffer.hpp"
+#include "reactor/frame_output.hpp"
 #include "reactor/message.hpp"
 
 namespace reactor {
@@ -98,17 +99,11 @@ class Protocol {
         return Decoded::need_more();
     }
 
-    // Frames one outbound payload onto out. A payload longer than max_payload() throws
-    // std::length_error.
-    virtual void encode(std::string_view payload, Buffer& out) = 0;
-    // The same framing appended to a string, which lets a connection gather the replies of one read
-    // and write them with one call. Returns false, with nothing appended, where the protocol frames
-    // only into a Buffer (the default): replies then go through encode().
-    virtual bool encode_to(std::string_view payload, std::string& out) {
-        (void)payload;
-        (void)out;
-        return false;
-    }
+    // Frames one outbound payload onto out (Connection::send). A connection passes the output
+    // stage that gathers the replies of one read into one write, or its output buffer when the
+    // stage has no room; the encoder cannot tell and need not care. A payload longer than
+    // max_payload() throws std::length_error before anything is written.
+    virtual void encode(std::string_view payload, FrameOutput& out) = 0;
 
     // The longest payload encode() can frame (a length field's range); SIZE_MAX when unbounded.
     // An application relaying one peer's bytes to others checks this once, before the fan-out.
