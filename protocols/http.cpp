@@ -106,11 +106,8 @@ std::string_view trim_trailing_whitespace(std::string_view value) {
     return value;
 }
 
-// Header lines of encode()'s replies; HTTP/1.0 clients need keep-alive spelled out.
+// The header line of encode()'s replies, before their Connection line.
 constexpr std::string_view kReplyHeaders = "Content-Type: text/plain\r\n";
-constexpr std::string_view kReplyHeadersClose = "Content-Type: text/plain\r\nConnection: close\r\n";
-constexpr std::string_view kReplyHeadersKeepAlive =
-    "Content-Type: text/plain\r\nConnection: keep-alive\r\n";
 
 std::string error_reply(int status) {
     return HttpResponse(status).close_connection().to_string();
@@ -216,9 +213,10 @@ class HttpProtocol final : public Protocol {
     ProtocolError error_;
     HttpRequest request_;
 
-    // What the next encode() must say, from the last delivered request.
+    // What the next encode() must say, from the last delivered request; HTTP/1.0 clients need
+    // keep-alive spelled out.
     bool reply_to_head_ = false;
-    std::string_view reply_header_lines_ = kReplyHeaders;
+    std::string_view reply_connection_line_;
 };
 
 const llhttp_settings_t& HttpProtocol::settings() {
@@ -744,11 +742,11 @@ void HttpProtocol::deliver_request(MessageSink& out) {
 
     reply_to_head_ = parser_.method == HTTP_HEAD;
     if (!request_.keep_alive) {
-        reply_header_lines_ = kReplyHeadersClose;
+        reply_connection_line_ = kConnectionClose;
     } else if (request_.version_major == 1 && request_.version_minor == 0) {
-        reply_header_lines_ = kReplyHeadersKeepAlive;
+        reply_connection_line_ = kConnectionKeepAlive;
     } else {
-        reply_header_lines_ = kReplyHeaders;
+        reply_connection_line_ = {};
     }
 
     Message message;
@@ -805,21 +803,8 @@ Decoded HttpProtocol::fail(Failure failure, std::string_view detail) {
 }
 
 void HttpProtocol::encode(std::string_view payload, FrameOutput& out) {
-    static constexpr std::size_t kCopyBodyBelow = 4096;
-    // The head is built apart and written in one piece, with a small body: into a Buffer, each
-    // append is an evbuffer_add.
-    thread_local std::string head;
-    head.clear();
-    append_http_head(head, 200, "OK", reply_header_lines_, payload.size());
-    if (reply_to_head_) {
-        out.append(head);
-    } else if (payload.size() < kCopyBodyBelow) {
-        head.append(payload);
-        out.append(head);
-    } else {
-        out.append(head);
-        out.append(payload);
-    }
+    write_http_response(out, 200, "OK", kReplyHeaders, reply_connection_line_, payload,
+                        reply_to_head_);
 }
 
 }  // namespace

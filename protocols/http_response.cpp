@@ -102,19 +102,40 @@ std::string_view http_reason_phrase(int status) {
     }
 }
 
-void append_http_head(std::string& out, int status, std::string_view reason,
-                      std::string_view header_lines, std::size_t content_length) {
-    out.append("HTTP/1.1 ");
-    append_number(out, static_cast<std::size_t>(status));
-    out.push_back(' ');
-    out.append(reason);
-    out.append("\r\nDate: ");
-    out.append(http_date_now());
-    out.append("\r\n");
-    out.append(header_lines);
-    out.append("Content-Length: ");
-    append_number(out, content_length);
-    out.append("\r\n\r\n");
+void write_http_response(FrameOutput& out, int status, std::string_view reason,
+                         std::string_view header_lines, std::string_view connection_line,
+                         std::string_view body, bool omit_body) {
+    static constexpr std::size_t kCopyBodyBelow = 4096;
+    thread_local std::string head;
+    head.clear();
+    head.append("HTTP/1.1 ");
+    append_number(head, static_cast<std::size_t>(status));
+    head.push_back(' ');
+    head.append(reason);
+    head.append("\r\nDate: ");
+    head.append(http_date_now());
+    head.append("\r\n");
+    head.append(header_lines);
+    head.append(connection_line);
+    // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response, which has no content.
+    const bool no_content = status < 200 || status == 204;
+    if (!no_content) {
+        head.append("Content-Length: ");
+        append_number(head, body.size());
+        head.append("\r\n");
+    }
+    head.append("\r\n");
+    if (omit_body || no_content) {
+        out.append(head);
+    } else if (body.size() < kCopyBodyBelow) {
+        head.append(body);
+        out.append(head);
+    } else {
+        out.append(head);
+        out.append(body);
+    }
+    // A large body must not pin its memory in every thread that wrote one.
+    if (head.capacity() > 2 * kCopyBodyBelow) std::string().swap(head);
 }
 
 HttpResponse::HttpResponse(int status, std::string_view reason)
@@ -144,14 +165,12 @@ HttpResponse& HttpResponse::header(std::string_view name, std::string_view value
 }
 
 HttpResponse& HttpResponse::close_connection() {
-    return header("Connection", "close");
+    persistence_ = Persistence::close;
+    return *this;
 }
 
 HttpResponse& HttpResponse::connection_for(const HttpRequest& request) {
-    if (!request.keep_alive) return close_connection();
-    if (request.version_major == 1 && request.version_minor == 0) {
-        return header("Connection", "keep-alive");
-    }
+    persistence_ = persistence_for(request);
     return *this;
 }
 
@@ -165,27 +184,48 @@ HttpResponse& HttpResponse::omit_body(bool omit) {
     return *this;
 }
 
-void HttpResponse::write_head(std::string& out) const {
-    append_http_head(out, status_, reason_, headers_, body_.size());
+HttpResponse::Persistence HttpResponse::persistence_for(const HttpRequest& request) const {
+    if (persistence_ == Persistence::close) return Persistence::close;
+    // An answer that hands the connection to the next protocol says nothing of closing it.
+    const bool hands_on = status_ == 101 || (status_ / 100 == 2 && request.method == "CONNECT");
+    if (request.upgrade && hands_on) return persistence_;
+    if (!request.keep_alive) return Persistence::close;
+    if (request.version_major == 1 && request.version_minor == 0) return Persistence::keep_alive;
+    return persistence_;
 }
 
-void HttpResponse::write_to(std::string& out) const {
-    write_head(out);
-    if (!omit_body_) out.append(body_);
+void HttpResponse::write(FrameOutput& out, Persistence persistence, bool omit_body) const {
+    const std::string_view connection_line = persistence == Persistence::close ? kConnectionClose
+                                             : persistence == Persistence::keep_alive
+                                                 ? kConnectionKeepAlive
+                                                 : std::string_view();
+    write_http_response(out, status_, reason_, headers_, connection_line, body_, omit_body);
 }
 
-void HttpResponse::write_to(Buffer& out) const {
-    std::string head;
-    head.reserve(128 + headers_.size());
-    write_head(head);
-    out.append(head);
-    if (!omit_body_) out.append(body_);
+void HttpResponse::write_to(FrameOutput& out) const {
+    write(out, persistence_, omit_body_);
+}
+
+void HttpResponse::write_to(FrameOutput& out, const HttpRequest& request) const {
+    write(out, persistence_for(request), omit_body_ || request.method == "HEAD");
 }
 
 std::string HttpResponse::to_string() const {
-    std::string out;
+    std::string bytes;
+    FrameOutput out(bytes);
     write_to(out);
-    return out;
+    return bytes;
+}
+
+std::size_t HttpResponse::size_hint() const {
+    // Status line, Date, Connection and Content-Length lines: at most about 128 bytes.
+    return 128 + reason_.size() + headers_.size() + body_.size();
+}
+
+void send_response(Connection& conn, const HttpRequest& request, const HttpResponse& response) {
+    conn.send_frame(response.size_hint(),
+                    [&](FrameOutput& out) { response.write_to(out, request); });
+    if (response.closes_connection()) conn.close();
 }
 
 }  // namespace reactor::protocols

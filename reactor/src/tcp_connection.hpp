@@ -103,6 +103,7 @@ class TcpConnection final : public Connection, private MessageSink {
 
     void send(std::string_view payload) override;
     void send_raw(std::string_view bytes) override;
+    void send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) override;
     std::size_t output_pending() const override;
     void pause_reading() override;
     void resume_reading() override;

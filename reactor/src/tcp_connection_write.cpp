@@ -52,6 +52,11 @@ void TcpConnection::send(std::string_view payload) {
     write_frame(payload.size(), [&](FrameOutput& out) { protocol_->encode(payload, out); });
 }
 
+void TcpConnection::send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send_frame");
+    write_frame(size_hint, write);
+}
+
 void TcpConnection::send_raw(std::string_view bytes) {
     REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send_raw");
     if (closing_) return;

@@ -919,6 +919,12 @@ TEST_CASE("HttpResponse writes exact responses") {
         CHECK(HttpResponse(204).connection_for(request).to_string().find(
                   "\r\nConnection: keep-alive\r\n") != std::string::npos);
     }
+    SUBCASE("1xx and 204 have no content: neither Content-Length nor body") {
+        CHECK(without_date(HttpResponse(204).body("ignored").to_string()) ==
+              "HTTP/1.1 204 No Content\r\nDate: <date>\r\n\r\n");
+        CHECK(without_date(HttpResponse(101).header("Upgrade", "x").to_string()) ==
+              "HTTP/1.1 101 Switching Protocols\r\nDate: <date>\r\nUpgrade: x\r\n\r\n");
+    }
     SUBCASE("HEAD: Content-Length of the body, no body") {
         CHECK(without_date(HttpResponse(200).body("abc").omit_body().to_string()) ==
               "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 3\r\n\r\n");
@@ -926,10 +932,22 @@ TEST_CASE("HttpResponse writes exact responses") {
     SUBCASE("into a Buffer, after what is there") {
         Buffer out;
         out.append("before|");
-        HttpResponse(201).header("Location", "/k/1").body("made").write_to(out);
+        reactor::FrameOutput into(out);
+        HttpResponse(201).header("Location", "/k/1").body("made").write_to(into);
         CHECK(without_date(out.to_string()) ==
               "before|HTTP/1.1 201 Created\r\nDate: <date>\r\nLocation: /k/1\r\n"
               "Content-Length: 4\r\n\r\nmade");
+    }
+    SUBCASE("a large body after the head, into a Buffer and a string alike") {
+        const std::string body(100000, 'b');
+        const HttpResponse response = HttpResponse(200).body(body);
+        Buffer buffer;
+        reactor::FrameOutput into_buffer(buffer);
+        response.write_to(into_buffer);
+        const std::string text = response.to_string();
+        CHECK(without_date(buffer.to_string()) == without_date(text));
+        CHECK(without_date(text) ==
+              "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 100000\r\n\r\n" + body);
     }
     SUBCASE("refuses what would break the framing") {
         HttpResponse r(200);
@@ -943,6 +961,64 @@ TEST_CASE("HttpResponse writes exact responses") {
     }
     CHECK(http_reason_phrase(413) == "Payload Too Large");
     CHECK(http_reason_phrase(431) == "Request Header Fields Too Large");
+}
+
+// What write_to(out, request) makes of response as the reply to request, Date masked.
+std::string reply_for(const HttpResponse& response, const HttpRequest& request) {
+    std::string bytes;
+    reactor::FrameOutput out(bytes);
+    response.write_to(out, request);
+    return without_date(bytes);
+}
+
+TEST_CASE("HttpResponse as the reply to a request adds what the request needs") {
+    const HttpResponse page = HttpResponse(200).header("Content-Type", "text/plain").body("hello");
+    const std::string head = "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\n";
+    HttpRequest request;
+    request.method = "GET";
+    SUBCASE("HTTP/1.1 keep-alive: as built") {
+        CHECK(reply_for(page, request) == head + "Content-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("a request that ends the connection: Connection: close") {
+        request.keep_alive = false;
+        CHECK(reply_for(page, request) ==
+              head + "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("HTTP/1.0 keep-alive is spelled out") {
+        request.version_minor = 0;
+        CHECK(reply_for(page, request) ==
+              head + "Connection: keep-alive\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("HEAD: the body's length, not its bytes") {
+        request.method = "HEAD";
+        CHECK(reply_for(page, request) == head + "Content-Length: 5\r\n\r\n");
+    }
+    SUBCASE("close_connection() wins over a request that keeps the connection") {
+        HttpResponse closing = page;
+        closing.close_connection();
+        request.version_minor = 0;
+        CHECK(reply_for(closing, request) ==
+              head + "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("101 to an upgrade says only what the response says") {
+        request.upgrade = true;
+        request.keep_alive = false;
+        const HttpResponse switching =
+            HttpResponse(101).header("Connection", "Upgrade").header("Upgrade", "websocket");
+        CHECK(reply_for(switching, request) ==
+              "HTTP/1.1 101 Switching Protocols\r\nDate: <date>\r\nConnection: Upgrade\r\n"
+              "Upgrade: websocket\r\n\r\n");
+        // Refused instead, the upgrade ends the connection.
+        CHECK(reply_for(HttpResponse(400), request) ==
+              "HTTP/1.1 400 Bad Request\r\nDate: <date>\r\nConnection: close\r\n"
+              "Content-Length: 0\r\n\r\n");
+    }
+    SUBCASE("the response itself is not changed: built once, sent to any request") {
+        request.keep_alive = false;
+        request.method = "HEAD";
+        (void)reply_for(page, request);
+        CHECK(without_date(page.to_string()) == head + "Content-Length: 5\r\n\r\nhello");
+    }
 }
 
 TEST_CASE("HTTP dates") {

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "reactor/frame_output.hpp"
+#include "reactor/function_ref.hpp"
 #include "reactor/message.hpp"
 
 namespace reactor {
@@ -42,7 +44,7 @@ struct ConnectionStats {
 
 // One TCP or Unix stream connection, living on one loop for its whole life.
 //
-// Threading: every method belongs to the owning loop's thread (send, send_raw, close,
+// Threading: every method belongs to the owning loop's thread (send, send_raw, send_frame, close,
 // pause_reading, resume_reading and output_pending abort in debug builds when called from another
 // thread while that loop runs). From any other thread, use Server::send / Server::close with the
 // connection's id. The object is destroyed by its loop after
@@ -64,6 +66,12 @@ class Connection {
     virtual void send(std::string_view payload) = 0;
     // Queues bytes as they are (already framed, e.g. a RESP reply built with the encoder helpers).
     virtual void send_raw(std::string_view bytes) = 0;
+    // Queues one frame that write() appends to out, where send() would put an encoded payload:
+    // the output stage that gathers the replies of one read into one write, when it has room for
+    // about size_hint bytes, else the output buffer. For a protocol's typed sends (an HTTP
+    // response); write() runs before this returns. An exception from it closes the connection
+    // at once (CloseReason::error), as one from an encoder does. Ignored once closing.
+    virtual void send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) = 0;
     virtual std::size_t output_pending() const = 0;
 
     // Stops reading the peer's bytes until the matching resume_reading(). Pauses nest, with the
