@@ -207,7 +207,8 @@ class HttpProtocol final : public Protocol {
     Failure failure_ = Failure::none;
     const char* failure_detail_ = nullptr;
 
-    // After a request that ends the connection, the rest of the input is discarded.
+    // After a request that ends the connection, the rest of the input is discarded, should
+    // decode() be called again (a connection does not call it after last_frame()).
     bool discarding_ = false;
     bool failed_ = false;
     ProtocolError error_;
@@ -524,14 +525,14 @@ Decoded HttpProtocol::complete_request(Buffer& in, MessageSink& out, std::size_t
     deliver_request(out);
     in.drain(end);
     const bool own_framing = chunked_;
-    const bool upgrade = request_.upgrade;
     reset_request();
-    if (upgrade) {
-        // The bytes after an upgrade stay for the protocol the application may have switched to
-        // while the request was delivered; without a switch the next decode() discards them.
-    } else if (discarding_) {
-        in.drain(in.size());
-    } else if (own_framing) {
+    if (discarding_) {
+        // The request ends the connection once its reply is out: nothing after it is decoded. The
+        // bytes after an upgrade stay for the protocol the application may have switched to while
+        // the request was delivered, which outweighs the end.
+        return Decoded::last_frame();
+    }
+    if (own_framing) {
         llhttp_reset(&parser_);  // still paused where the headers ended
     } else {
         llhttp_resume(&parser_);

@@ -12,9 +12,11 @@
 // but not exposed.
 //
 // Keep-alive: a request with "Connection: close", an HTTP/1.0 request without
-// "Connection: keep-alive", and a CONNECT or Upgrade request arrive with keep_alive == false. The
-// application closes the connection after replying to such a request; encode() marks that reply
-// "Connection: close", and any bytes after the request are discarded unparsed.
+// "Connection: keep-alive", and a CONNECT or Upgrade request arrive with keep_alive == false, and
+// decode() returns Decoded::last_frame() for them: nothing after the request is decoded, and the
+// connection closes (CloseReason::protocol_done) once the replies written while it was delivered
+// are out. So such a request is answered during its delivery, with send_response(), which then
+// says "Connection: close", or with send(), whose reply encode() marks so too.
 //
 // Replies: send_response() below writes an HttpResponse (status, headers, body) as the reply to a
 // request, through the same path as send(): during a read, into the output stage that gathers the
@@ -26,7 +28,8 @@
 // application that answers 101 Switching Protocols (send_response with
 // HttpResponse(101).header("Connection", "Upgrade")...) and calls Connection::switch_protocol
 // during the delivery hands the bytes after the request, in the same read and later, to the new
-// protocol; without a switch they are discarded.
+// protocol; without a switch the connection ends after the reply, as for any request that does
+// not keep it alive.
 //
 // Errors, each answered with Content-Length: 0 and Connection: close, then the connection closes:
 //  - 431 Request Header Fields Too Large: the request line and headers, through the blank line that

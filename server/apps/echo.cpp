@@ -1,5 +1,4 @@
 #include "apps/builtin_apps.hpp"
-#include "http.hpp"
 
 namespace reactord {
 
@@ -18,8 +17,6 @@ class EchoApp final : public App {
             return;
         }
         conn.send(message.payload);
-        const auto* request = message.get<reactor::protocols::HttpRequest>();
-        if (request != nullptr && !request->keep_alive) conn.close();
     }
 
   private:

@@ -26,7 +26,7 @@ std::string_view target_path(std::string_view target) {
 // (text), GET /json, POST /echo (the body back), GET /stats (counters as JSON); HEAD wherever GET
 // works; OPTIONS anywhere (the methods allowed, or the server's for "*"); 404 and 405 otherwise.
 // Replies go out with send_response(), which adds what each request needs (Date, Connection, no
-// body for HEAD).
+// body for HEAD); after a request that does not keep the connection, the protocol closes it.
 class HttpApp final : public App {
   public:
     explicit HttpApp(AppContext& context) : server_(context.server), stats_(context.stats) {}
@@ -41,7 +41,6 @@ class HttpApp final : public App {
         // The fixed pages are built once: sending one allocates nothing.
         if (get && (path == "/" || path == "/json")) {
             send_response(conn, request, path == "/" ? hello_ : hello_json_);
-            if (!request.keep_alive) conn.close();
             return;
         }
 
@@ -67,7 +66,6 @@ class HttpApp final : public App {
             response = text(404, "Not Found");
         }
         send_response(conn, request, response);
-        if (!request.keep_alive) conn.close();
     }
 
   private:

@@ -140,17 +140,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    "%zu Host headers in HTTP/1.%d", hosts, message.version_minor);
         FUZZ_CHECK(message.target != "*" || message.method == "OPTIONS", "%s * delivered",
                    message.method.c_str());
-        // A request that ends the connection also takes what follows it, unparsed.
-        if (message.keep_alive) {
-            FUZZ_CHECK(frame.size() <= max_request, "a %zu-byte request passed %zu", frame.size(),
-                       max_request);
-        }
+        FUZZ_CHECK(frame.size() <= max_request, "a %zu-byte request passed %zu", frame.size(),
+                   max_request);
     };
 
     const fuzz::FeedResult whole = fuzz::check_decoding(*factory, input, rules);
     for (std::size_t i = 0; i + 1 < whole.messages.size(); ++i) {
         FUZZ_CHECK(whole.messages[i].keep_alive, "request %zu came after one that closes", i + 1);
     }
+    // A request that does not keep the connection ends it, in order, and only such a request.
+    FUZZ_CHECK(whole.ended == (!whole.messages.empty() && !whole.messages.back().keep_alive),
+               "the stream %s after a request that %s the connection",
+               whole.ended ? "ended" : "went on",
+               !whole.messages.empty() && !whole.messages.back().keep_alive ? "ends" : "keeps");
     FUZZ_CHECK(whole.interim_replies <= whole.messages.size() + 1,
                "%zu interim replies for %zu requests", whole.interim_replies,
                whole.messages.size());

@@ -1,6 +1,7 @@
 // HTTP replies over loopback sockets: send_response() writes an HttpResponse as the reply to the
 // request being answered, through the connection's output stage, so the replies to pipelined
-// requests leave together.
+// requests leave together; a request that does not keep the connection ends it in order after
+// its reply; an upgrade goes on only with a switch.
 
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
@@ -12,6 +13,7 @@
 
 #include "builtin.hpp"
 #include "http.hpp"
+#include "log_capture.hpp"
 #include "server_harness.hpp"
 
 using namespace std::chrono_literals;
@@ -139,4 +141,102 @@ TEST_CASE("a response marked close_connection() ends the connection after it") {
           "HTTP/1.1 403 Forbidden\r\nDate: <date>\r\nConnection: close\r\n"
           "Content-Length: 7\r\n\r\ngo away");
     CHECK(h.events.wait_close_of(id) == CloseReason::app_closed);
+}
+
+TEST_CASE("a request that does not keep the connection: its reply, then EOF, closed by protocol") {
+    // The application only answers; the protocol ends the connection after the reply.
+    for (const std::string request :
+         {"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /a HTTP/1.0\r\n\r\n"}) {
+        CAPTURE(request);
+        test::LogCapture log;
+        ServerHarness h{test::NoListener{}};
+        listen_http(h, [](reactor::Connection& conn, const HttpRequest& request) {
+            send_response(conn, request, HttpResponse(200).body("bye"));
+        });
+        auto [client, id] = h.connect_and_wait_open();
+        // A request pipelined after it is never answered.
+        REQUIRE(client.send_all(request + "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const auto got = client.read_until_eof();
+        REQUIRE(got.ok());
+        CHECK(without_dates(got.data) ==
+              "HTTP/1.1 200 OK\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 3\r\n\r\n"
+              "bye");
+        CHECK(h.events.wait_close_of(id) == CloseReason::protocol_done);
+        const std::string text = log.text();
+        CHECK(text.find(" closed: closed by protocol") != std::string::npos);
+        CHECK(text.find("protocol error") == std::string::npos);
+    }
+}
+
+TEST_CASE("pipelined requests up to one that closes are all answered, in one write") {
+    std::mutex mutex;
+    std::vector<std::string> targets;
+    ServerHarness h{test::NoListener{}};
+    listen_http(h, [&](reactor::Connection& conn, const HttpRequest& request) {
+        send_response(conn, request, HttpResponse(200).body(request.target));
+        std::lock_guard lock(mutex);
+        targets.emplace_back(request.target);
+    });
+    auto [client, id] = h.connect_and_wait_open();
+    REQUIRE(
+        client.send_all("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                        "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto got = client.read_until_eof();
+    REQUIRE(got.ok());
+    CHECK(without_dates(got.data) ==
+          "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 2\r\n\r\n/1"
+          "HTTP/1.1 200 OK\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 2\r\n\r\n/2");
+    CHECK(h.events.wait_close_of(id) == CloseReason::protocol_done);
+    std::lock_guard lock(mutex);
+    CHECK(targets == std::vector<std::string>{"/1", "/2"});
+}
+
+TEST_CASE("an upgrade answered 101 with a switch goes on with the next protocol") {
+    ServerHarness h{test::NoListener{}};
+    reactor::ListenOptions options;
+    options.protocol = reactor::protocols::make_http(reactor::ProtocolConfig{});
+    options.handlers = test::echo_handlers(h.events);
+    options.handlers.on_message = [](reactor::Connection& conn, reactor::Message& message) {
+        const auto* request = message.get<HttpRequest>();
+        if (request == nullptr) {
+            conn.send(message.payload);  // raw framing, after the switch: an echo
+            return;
+        }
+        REQUIRE(request->upgrade);
+        send_response(conn, *request,
+                      HttpResponse(101).header("Connection", "Upgrade").header("Upgrade", "echo"));
+        conn.switch_protocol(reactor::raw_protocol()->create());
+    };
+    h.listen_primary(std::move(options));
+    auto [client, id] = h.connect_and_wait_open();
+    REQUIRE(client.send_all(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello"));
+    const std::string want =
+        "HTTP/1.1 101 Switching Protocols\r\nDate: <date>\r\nConnection: Upgrade\r\n"
+        "Upgrade: echo\r\n\r\nhello";
+    const auto got = client.read_exactly(wire_size(want));
+    REQUIRE(got.ok());
+    CHECK(without_dates(got.data) == want);
+    REQUIRE(client.send_all("more"));
+    const auto more = client.read_exactly(4);
+    REQUIRE(more.ok());
+    CHECK(more.data == "more");
+    CHECK(h.events.closes_of(id).empty());
+}
+
+TEST_CASE("an upgrade nobody switched for ends after its reply") {
+    ServerHarness h{test::NoListener{}};
+    listen_http(h, [](reactor::Connection& conn, const HttpRequest& request) {
+        send_response(conn, request, HttpResponse(400).body("no"));
+    });
+    auto [client, id] = h.connect_and_wait_open();
+    REQUIRE(client.send_all(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello"));
+    const auto got = client.read_until_eof();
+    REQUIRE(got.ok());
+    CHECK(without_dates(got.data) ==
+          "HTTP/1.1 400 Bad Request\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 2\r\n"
+          "\r\nno");
+    CHECK(h.events.wait_close_of(id) == CloseReason::protocol_done);
 }

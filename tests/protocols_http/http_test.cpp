@@ -66,7 +66,8 @@ class CollectingSink final : public MessageSink {
     std::function<void(Message&)> on_message;
 };
 
-// Feeds the chunks one after another, decoding after each, as a connection would.
+// Feeds the chunks one after another, decoding after each, as a connection would: until the
+// protocol fails or ends the connection.
 struct FeedResult {
     std::vector<Request> requests;
     DecodeOutcome last;
@@ -93,7 +94,8 @@ FeedResult feed(Protocol& protocol, const std::vector<std::string_view>& chunks,
             in.keep_front();
             lent.assign(lent.size(), '#');
         }
-        if (result.last.failed) break;
+        // A connection decodes nothing after a failure or a last frame.
+        if (result.last.failed || result.last.last_frame) break;
     }
     result.requests = std::move(sink.requests);
     result.left = in.size();
@@ -572,27 +574,38 @@ TEST_CASE("1,000 pipelined requests in one buffer are all delivered by one decod
     }
 }
 
-TEST_CASE("bytes after a request that ends the connection are discarded") {
-    SUBCASE("Connection: close") {
-        auto protocol = http();
-        const auto result = feed(*protocol, {"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: "
-                                             "close\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
-                                             "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"});
-        CHECK_FALSE(result.last.failed);
-        REQUIRE(result.requests.size() == 1);
-        CHECK(result.requests[0].target == "/1");
-        CHECK(result.left == 0);
+TEST_CASE("a request that ends the connection is the last frame: nothing after it is decoded") {
+    const std::string next = "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (const std::string first :
+         {"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /1 HTTP/1.0\r\n\r\n",
+          "GET /1 HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
+          "Upgrade: websocket\r\n\r\n"}) {
+        CAPTURE(first);
+        const std::string stream = first + next;
+        for (std::size_t split = 1; split < stream.size(); ++split) {
+            CAPTURE(split);
+            auto protocol = http();
+            const std::string_view bytes = stream;
+            const auto result = feed(*protocol, {bytes.substr(0, split), bytes.substr(split)});
+            CHECK_FALSE(result.last.failed);
+            CHECK(result.last.last_frame);  // not an error: the connection ends in order
+            REQUIRE(result.requests.size() == 1);
+            CHECK(result.requests[0].target == "/1");
+            CHECK_FALSE(result.requests[0].keep_alive);
+            // What came with the request stays undecoded; what would come later is not fed.
+            CHECK(result.left == (split < first.size() ? next.size() : split - first.size()));
+        }
     }
-    SUBCASE("an upgrade nobody switched for") {
-        auto protocol = http();
-        const auto result =
-            feed(*protocol, {"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
-                             "Upgrade: websocket\r\n\r\n\x81\x05hello"});
-        CHECK_FALSE(result.last.failed);
-        REQUIRE(result.requests.size() == 1);
-        CHECK_FALSE(result.requests[0].keep_alive);
-        CHECK(result.left == 0);
-    }
+}
+
+TEST_CASE("a request that keeps the connection is a frame like any other") {
+    auto protocol = http();
+    const auto result = feed(*protocol, {"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                         "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"});
+    CHECK_FALSE(result.last.failed);
+    CHECK_FALSE(result.last.last_frame);
+    CHECK(result.requests.size() == 2);
+    CHECK(result.left == 0);
 }
 
 // Stands in for a connection whose application switches protocols when an upgrade arrives.

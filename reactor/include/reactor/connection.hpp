@@ -23,9 +23,10 @@ enum class CloseReason {
     timeout,          // idle timeout
     protocol_error,   // the protocol rejected the input
     output_overflow,  // the peer would not read its replies
-    app_closed,       // the application closed it (Connection::close: a QUIT, "Connection: close")
+    app_closed,       // the application closed it (Connection::close: a QUIT)
     kicked,           // closed through Server::close(id): an operator, another connection
     shutdown,         // the server is stopping
+    protocol_done,    // the protocol ended it after a last reply (HTTP "Connection: close")
 };
 std::string_view to_string(CloseReason reason);
 

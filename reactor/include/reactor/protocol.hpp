@@ -19,14 +19,19 @@ struct ProtocolError {
     std::string last_reply;
 };
 
-// Result of one Protocol::decode call. need_more() and frame(), the results of nearly every call,
-// carry no error and cost no allocation.
+// Result of one Protocol::decode call. need_more(), frame() and last_frame(), the results of
+// nearly every call, carry no error and cost no allocation.
 class Decoded {
   public:
-    enum class Status { need_more, frame, error };
+    enum class Status { need_more, frame, last_frame, error };
 
     static Decoded need_more() { return Decoded(Status::need_more); }
     static Decoded frame() { return Decoded(Status::frame); }
+    // The frame just delivered ends the conversation (an HTTP request that does not keep the
+    // connection alive, a WebSocket close): nothing more is decoded, and the connection closes,
+    // flushing the replies written during the delivery, with reason "closed by protocol". Not an
+    // error.
+    static Decoded last_frame() { return Decoded(Status::last_frame); }
     static Decoded fail(std::string reason, std::string last_reply = {}) {
         Decoded result(Status::error);
         result.error_ = std::make_unique<ProtocolError>(
@@ -72,22 +77,29 @@ class MessageSink {
 //    Message may point into `in` (use Buffer::peek to pull up only the frame), which is why the
 //    bytes are drained only after deliver() returns.
 //  - With only part of a frame, it consumes nothing and returns need_more(); the bytes stay
-//  buffered.
-//    A protocol may also consume bytes without delivering (a skipped keep-alive, a discarded
-//    prefix) and return frame().
+//    buffered. A protocol may also consume bytes without delivering (a skipped keep-alive, a
+//    discarded prefix) and return frame().
 //  - The framework calls decode() again while it returns frame() and bytes remain, so every
-//    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug in
-//    the protocol (asserted in debug builds, and the connection is closed).
+//    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug
+//    in the protocol (asserted in debug builds, and the connection is closed).
 //  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length
-//  passes
-//    the limit, decode() returns fail() without waiting for the rest of the frame.
+//    passes the limit, decode() returns fail() without waiting for the rest of the frame.
 //  - fail() closes the connection with reason "protocol error" after writing the optional last
-//  reply.
+//    reply.
+//  - Orderly close: returning last_frame() in place of frame() ends the conversation without an
+//    error. The frame is delivered as any other and its bytes drained; decode() is not called
+//    again, whatever follows in the input; once the delivery's replies have been written (with
+//    the read's other replies, in its one write), the connection closes as close(flush) does,
+//    with CloseReason::protocol_done, and nothing is logged as a protocol error. Replies the
+//    application sends later (from another thread, a timer) are dropped: a protocol uses it for
+//    frames that are answered during their delivery. decode_eof() may return it too.
 //  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
 //  - Switching: the application's on_message (Connection::switch_protocol) or the protocol itself
 //    (MessageSink::switch_protocol), during a delivery, makes that frame the protocol's last. The
 //    bytes after it go to the next protocol in the same read pass, and this one is destroyed after
-//    its decode() returns, so it may still drain its frame.
+//    its decode() returns, so it may still drain its frame. A switch outweighs last_frame(): the
+//    frame was this protocol's last, and the connection goes on with the next one (HTTP ends a
+//    connection after an Upgrade request unless the application switched).
 class Protocol {
   public:
     virtual ~Protocol() = default;
@@ -126,11 +138,12 @@ class ProtocolFactory {
 // The identity framing: every chunk read is one message, and payloads are sent as they are.
 std::shared_ptr<const ProtocolFactory> raw_protocol();
 
-// Runs the framing contract's loop over `in`: decodes until need_more, an error or an empty buffer.
-// Returns the number of messages delivered and the error, if any. Used by codec tests that have no
-// socket.
+// Runs the framing contract's loop over `in`: decodes until need_more, a last frame, an error or an
+// empty buffer. Returns the number of messages delivered, whether the protocol ended the
+// conversation (last_frame) and the error, if any. Used by codec tests that have no socket.
 struct DecodeOutcome {
     std::size_t messages = 0;
+    bool last_frame = false;  // decode() or decode_eof() returned last_frame()
     bool failed = false;
     ProtocolError error;
 };
