@@ -126,7 +126,7 @@ class HttpResponse {
     HttpResponse& omit_body(bool omit = true);
 
     int status() const { return status_; }
-    std::string_view reason() const { return reason_; }
+    std::string_view reason() const;
     std::string_view body() const { return body_; }
     bool closes_connection() const { return persistence_ == Persistence::close; }
 
@@ -142,13 +142,18 @@ class HttpResponse {
     enum class Persistence : unsigned char { unstated, keep_alive, close };
     void write(FrameOutput& out, Persistence persistence, bool omit_body) const;
     Persistence persistence_for(const HttpRequest& request) const;
+    void set_length_line();
 
+    // Kept as the pieces of the bytes around what each send adds (the Date, the Connection line,
+    // the body or not), so that sending a response built once is a few appends.
+    std::string head_;              // "HTTP/1.1 200 OK\r\nDate: "
+    std::string headers_ = "\r\n";  // the end of the Date line, then "Name: value\r\n" lines
+    std::string body_;
+    char length_line_[40];  // "Content-Length: N\r\n\r\n", or only "\r\n" without content
+    unsigned char length_line_size_ = 0;
     int status_;
     Persistence persistence_ = Persistence::unstated;
     bool omit_body_ = false;
-    std::string reason_;
-    std::string headers_;  // "Name: value\r\n" lines, in order
-    std::string body_;
 };
 
 // Sends response as the reply to request, through the connection's output path as send() does

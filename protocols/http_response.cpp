@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <stdexcept>
 
 #include "http_date.hpp"
@@ -19,6 +20,11 @@ bool is_token_char(char c) {
 // find_first_of("\r\n") would call memchr once per character.
 bool has_line_break(std::string_view text) {
     return std::any_of(text.begin(), text.end(), [](char c) { return c == '\r' || c == '\n'; });
+}
+
+// RFC 9110 §8.6: a 1xx or 204 response has no content, and no Content-Length.
+bool has_content(int status) {
+    return status >= 200 && status != 204;
 }
 
 void append_number(std::string& out, std::size_t value) {
@@ -105,45 +111,56 @@ std::string_view http_reason_phrase(int status) {
 void write_http_response(FrameOutput& out, int status, std::string_view reason,
                          std::string_view header_lines, std::string_view connection_line,
                          std::string_view body, bool omit_body) {
-    static constexpr std::size_t kCopyBodyBelow = 4096;
-    thread_local std::string head;
-    head.clear();
-    head.append("HTTP/1.1 ");
-    append_number(head, static_cast<std::size_t>(status));
-    head.push_back(' ');
-    head.append(reason);
-    head.append("\r\nDate: ");
-    head.append(http_date_now());
-    head.append("\r\n");
-    head.append(header_lines);
-    head.append(connection_line);
-    // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response, which has no content.
-    const bool no_content = status < 200 || status == 204;
-    if (!no_content) {
-        head.append("Content-Length: ");
-        append_number(head, body.size());
-        head.append("\r\n");
+    char status_digits[24];
+    const std::string_view status_text(
+        status_digits,
+        static_cast<std::size_t>(std::to_chars(status_digits, status_digits + 24, status).ptr -
+                                 status_digits));
+    char length_digits[24];
+    std::string_view length_text;
+    const bool content = has_content(status);
+    if (content) {
+        length_text = {
+            length_digits,
+            static_cast<std::size_t>(
+                std::to_chars(length_digits, length_digits + 24, body.size()).ptr - length_digits)};
     }
-    head.append("\r\n");
-    if (omit_body || no_content) {
-        out.append(head);
-    } else if (body.size() < kCopyBodyBelow) {
-        head.append(body);
-        out.append(head);
-    } else {
-        out.append(head);
-        out.append(body);
-    }
-    // A large body must not pin its memory in every thread that wrote one.
-    if (head.capacity() > 2 * kCopyBodyBelow) std::string().swap(head);
+    out.append_pieces({"HTTP/1.1 ", status_text, " ", reason, "\r\nDate: ", http_date_now(), "\r\n",
+                       header_lines, connection_line, content ? "Content-Length: " : "",
+                       length_text, content ? "\r\n\r\n" : "\r\n",
+                       content && !omit_body ? body : std::string_view()});
 }
 
-HttpResponse::HttpResponse(int status, std::string_view reason)
-    : status_(status), reason_(reason.empty() ? http_reason_phrase(status) : reason) {
+HttpResponse::HttpResponse(int status, std::string_view reason) : status_(status) {
     if (status < 100 || status > 999) throw std::invalid_argument("HTTP status out of range");
-    if (has_line_break(reason_)) {
-        throw std::invalid_argument("HTTP reason phrase with CR or LF");
+    if (reason.empty()) reason = http_reason_phrase(status);
+    if (has_line_break(reason)) throw std::invalid_argument("HTTP reason phrase with CR or LF");
+    head_.reserve(21 + reason.size());
+    head_.append("HTTP/1.1 ");
+    append_number(head_, static_cast<std::size_t>(status));
+    head_.push_back(' ');
+    head_.append(reason);
+    head_.append("\r\nDate: ");
+    set_length_line();
+}
+
+std::string_view HttpResponse::reason() const {
+    // Between "HTTP/1.1 NNN " and "\r\nDate: ".
+    return std::string_view(head_).substr(13, head_.size() - 13 - 8);
+}
+
+void HttpResponse::set_length_line() {
+    char* p = length_line_;
+    if (has_content(status_)) {
+        static constexpr std::string_view kName = "Content-Length: ";
+        std::memcpy(p, kName.data(), kName.size());
+        p = std::to_chars(p + kName.size(), length_line_ + sizeof length_line_ - 4, body_.size())
+                .ptr;
+        std::memcpy(p, "\r\n", 2);
+        p += 2;
     }
+    std::memcpy(p, "\r\n", 2);
+    length_line_size_ = static_cast<unsigned char>(p + 2 - length_line_);
 }
 
 HttpResponse& HttpResponse::header(std::string_view name, std::string_view value) {
@@ -176,6 +193,7 @@ HttpResponse& HttpResponse::connection_for(const HttpRequest& request) {
 
 HttpResponse& HttpResponse::body(std::string_view body) {
     body_.assign(body);
+    set_length_line();
     return *this;
 }
 
@@ -199,7 +217,10 @@ void HttpResponse::write(FrameOutput& out, Persistence persistence, bool omit_bo
                                              : persistence == Persistence::keep_alive
                                                  ? kConnectionKeepAlive
                                                  : std::string_view();
-    write_http_response(out, status_, reason_, headers_, connection_line, body_, omit_body);
+    const bool with_body = !omit_body && has_content(status_);
+    out.append_pieces({head_, http_date_now(), headers_, connection_line,
+                       std::string_view(length_line_, length_line_size_),
+                       with_body ? std::string_view(body_) : std::string_view()});
 }
 
 void HttpResponse::write_to(FrameOutput& out) const {
@@ -218,8 +239,8 @@ std::string HttpResponse::to_string() const {
 }
 
 std::size_t HttpResponse::size_hint() const {
-    // Status line, Date, Connection and Content-Length lines: at most about 128 bytes.
-    return 128 + reason_.size() + headers_.size() + body_.size();
+    // The Date line and a Connection line: at most about 64 bytes.
+    return 64 + head_.size() + headers_.size() + length_line_size_ + body_.size();
 }
 
 void send_response(Connection& conn, const HttpRequest& request, const HttpResponse& response) {

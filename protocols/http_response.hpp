@@ -20,9 +20,8 @@ inline constexpr std::string_view kConnectionKeepAlive = "Connection: keep-alive
 
 // Appends one response: header_lines (each ending in CRLF, not checked), then connection_line
 // (empty, or one of the lines above), Content-Length of body, and the body unless omit_body; a 1xx
-// or 204 response, which has no content, gets neither Content-Length nor body (RFC 9110). The
-// head is built in a per-thread string and appended in one piece, with the body when it is small:
-// into a Buffer, each append is an evbuffer_add.
+// or 204 response, which has no content, gets neither Content-Length nor body (RFC 9110). Written
+// with FrameOutput::append_pieces: into a Buffer, a small response is one evbuffer_add.
 void write_http_response(FrameOutput& out, int status, std::string_view reason,
                          std::string_view header_lines, std::string_view connection_line,
                          std::string_view body, bool omit_body);

@@ -136,8 +136,9 @@ std::size_t LengthProtocol::max_payload() const {
 
 void LengthProtocol::encode(std::string_view payload, FrameOutput& out) {
     const auto field = length_field(payload.size());
-    out.append(field.data(), settings_.field_length);
-    out.append(payload);
+    out.append_pieces(
+        {std::string_view(reinterpret_cast<const char*>(field.data()), settings_.field_length),
+         payload});
 }
 
 std::string LengthProtocol::busy_notice() const {

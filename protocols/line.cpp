@@ -126,8 +126,7 @@ bool LineProtocol::ending_may_follow(const Buffer& in) const {
 }
 
 void LineProtocol::encode(std::string_view payload, FrameOutput& out) {
-    out.append(payload);
-    out.append(settings_.delimiter);
+    out.append_pieces({payload, settings_.delimiter});
 }
 
 std::string LineProtocol::busy_notice() const {

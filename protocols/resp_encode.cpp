@@ -40,9 +40,7 @@ void append_line(std::string& out, char type, std::string_view text) {
 void append_line(FrameOutput& out, char type, std::string_view text) {
     if (text.find_first_of("\r\n") == std::string_view::npos) {
         const char prefix[1] = {type};
-        out.append(prefix, 1);
-        out.append(text);
-        out.append("\r\n");
+        out.append_pieces({std::string_view(prefix, 1), text, "\r\n"});
         return;
     }
     std::string line;
@@ -73,9 +71,7 @@ void append_integer(std::string& out, std::int64_t value) {
 }
 
 void append_bulk(FrameOutput& out, std::string_view bytes) {
-    out.append(CountLine('$', bytes.size()).view());
-    out.append(bytes);
-    out.append("\r\n");
+    out.append_pieces({CountLine('$', bytes.size()).view(), bytes, "\r\n"});
 }
 void append_bulk(std::string& out, std::string_view bytes) {
     out.append(CountLine('$', bytes.size()).view());
