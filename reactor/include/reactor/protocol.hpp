@@ -94,6 +94,11 @@ class MessageSink {
 //    application sends later (from another thread, a timer) are dropped: a protocol uses it for
 //    frames that are answered during their delivery. decode_eof() may return it too.
 //  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
+//  - A protocol's own detail of a frame (HTTP's request, RESP's arguments) is its own type,
+//    declared in its header and attached with Message::set(); it must outlive the delivery.
+//  - Outbound, encode() is the one encoder (Connection::send). Replies with a shape are the
+//    protocol's typed sends, free functions in its header that write through
+//    Connection::send_frame() into the same output (HTTP's send_response()).
 //  - Switching: the application's on_message (Connection::switch_protocol) or the protocol itself
 //    (MessageSink::switch_protocol), during a delivery, makes that frame the protocol's last. The
 //    bytes after it go to the next protocol in the same read pass, and this one is destroyed after
