@@ -106,11 +106,8 @@ std::string_view trim_trailing_whitespace(std::string_view value) {
     return value;
 }
 
-// Header lines of encode()'s replies; HTTP/1.0 clients need keep-alive spelled out.
+// The header line of encode()'s replies, before their Connection line.
 constexpr std::string_view kReplyHeaders = "Content-Type: text/plain\r\n";
-constexpr std::string_view kReplyHeadersClose = "Content-Type: text/plain\r\nConnection: close\r\n";
-constexpr std::string_view kReplyHeadersKeepAlive =
-    "Content-Type: text/plain\r\nConnection: keep-alive\r\n";
 
 std::string error_reply(int status) {
     return HttpResponse(status).close_connection().to_string();
@@ -131,8 +128,7 @@ class HttpProtocol final : public Protocol {
     HttpProtocol& operator=(const HttpProtocol&) = delete;
 
     Decoded decode(Buffer& in, MessageSink& out) override;
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     std::string busy_notice() const override {
         return HttpResponse(503)
             .header("Content-Type", "text/plain")
@@ -211,15 +207,17 @@ class HttpProtocol final : public Protocol {
     Failure failure_ = Failure::none;
     const char* failure_detail_ = nullptr;
 
-    // After a request that ends the connection, the rest of the input is discarded.
+    // After a request that ends the connection, the rest of the input is discarded, should
+    // decode() be called again (a connection does not call it after last_frame()).
     bool discarding_ = false;
     bool failed_ = false;
     ProtocolError error_;
     HttpRequest request_;
 
-    // What the next encode() must say, from the last delivered request.
+    // What the next encode() must say, from the last delivered request; HTTP/1.0 clients need
+    // keep-alive spelled out.
     bool reply_to_head_ = false;
-    std::string_view reply_header_lines_ = kReplyHeaders;
+    std::string_view reply_connection_line_;
 };
 
 const llhttp_settings_t& HttpProtocol::settings() {
@@ -527,14 +525,14 @@ Decoded HttpProtocol::complete_request(Buffer& in, MessageSink& out, std::size_t
     deliver_request(out);
     in.drain(end);
     const bool own_framing = chunked_;
-    const bool upgrade = request_.upgrade;
     reset_request();
-    if (upgrade) {
-        // The bytes after an upgrade stay for the protocol the application may have switched to
-        // while the request was delivered; without a switch the next decode() discards them.
-    } else if (discarding_) {
-        in.drain(in.size());
-    } else if (own_framing) {
+    if (discarding_) {
+        // The request ends the connection once its reply is out: nothing after it is decoded. The
+        // bytes after an upgrade stay for the protocol the application may have switched to while
+        // the request was delivered, which outweighs the end.
+        return Decoded::last_frame();
+    }
+    if (own_framing) {
         llhttp_reset(&parser_);  // still paused where the headers ended
     } else {
         llhttp_resume(&parser_);
@@ -745,16 +743,16 @@ void HttpProtocol::deliver_request(MessageSink& out) {
 
     reply_to_head_ = parser_.method == HTTP_HEAD;
     if (!request_.keep_alive) {
-        reply_header_lines_ = kReplyHeadersClose;
+        reply_connection_line_ = kConnectionClose;
     } else if (request_.version_major == 1 && request_.version_minor == 0) {
-        reply_header_lines_ = kReplyHeadersKeepAlive;
+        reply_connection_line_ = kConnectionKeepAlive;
     } else {
-        reply_header_lines_ = kReplyHeaders;
+        reply_connection_line_ = {};
     }
 
     Message message;
     message.payload = request_.body;
-    message.http = &request_;
+    message.set(&request_);
     out.deliver(message);
 }
 
@@ -805,27 +803,9 @@ Decoded HttpProtocol::fail(Failure failure, std::string_view detail) {
     return Decoded::fail(error_.reason, error_.last_reply);
 }
 
-void HttpProtocol::encode(std::string_view payload, Buffer& out) {
-    static constexpr std::size_t kCopyBodyBelow = 4096;
-    thread_local std::string head;
-    head.clear();
-    append_http_head(head, 200, "OK", reply_header_lines_, payload.size());
-    if (reply_to_head_) {
-        out.append(head);
-    } else if (payload.size() < kCopyBodyBelow) {
-        // One append for the whole response: cheaper than two for a small body.
-        head.append(payload);
-        out.append(head);
-    } else {
-        out.append(head);
-        out.append(payload);
-    }
-}
-
-bool HttpProtocol::encode_to(std::string_view payload, std::string& out) {
-    append_http_head(out, 200, "OK", reply_header_lines_, payload.size());
-    if (!reply_to_head_) out.append(payload);
-    return true;
+void HttpProtocol::encode(std::string_view payload, FrameOutput& out) {
+    write_http_response(out, 200, "OK", kReplyHeaders, reply_connection_line_, payload,
+                        reply_to_head_);
 }
 
 }  // namespace

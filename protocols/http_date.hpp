@@ -19,7 +19,7 @@ class HttpDateCache {
   public:
     using Clock = std::function<std::time_t()>;
 
-    // The wall clock by default; tests inject their own.
+    // The wall clock (CLOCK_REALTIME_COARSE, read directly) by default; tests inject their own.
     explicit HttpDateCache(Clock clock = {});
 
     // The date for the clock's current second. Valid until the next call.

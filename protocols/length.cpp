@@ -134,17 +134,11 @@ std::size_t LengthProtocol::max_payload() const {
     return static_cast<std::size_t>(settings_.length_includes_header ? largest - n : largest);
 }
 
-void LengthProtocol::encode(std::string_view payload, Buffer& out) {
+void LengthProtocol::encode(std::string_view payload, FrameOutput& out) {
     const auto field = length_field(payload.size());
-    out.append(field.data(), settings_.field_length);
-    out.append(payload);
-}
-
-bool LengthProtocol::encode_to(std::string_view payload, std::string& out) {
-    const auto field = length_field(payload.size());
-    out.append(reinterpret_cast<const char*>(field.data()), settings_.field_length);
-    out.append(payload);
-    return true;
+    out.append_pieces(
+        {std::string_view(reinterpret_cast<const char*>(field.data()), settings_.field_length),
+         payload});
 }
 
 std::string LengthProtocol::busy_notice() const {

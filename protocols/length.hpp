@@ -46,8 +46,7 @@ class LengthProtocol final : public Protocol {
     explicit LengthProtocol(const LengthSettings& settings) : settings_(settings) {}
 
     Decoded decode(Buffer& in, MessageSink& out) override;
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     std::size_t max_payload() const override;
     // "ERR max connections reached" in a frame of its own, or nothing where the length field
     // cannot carry it.

@@ -125,15 +125,8 @@ bool LineProtocol::ending_may_follow(const Buffer& in) const {
     return false;
 }
 
-void LineProtocol::encode(std::string_view payload, Buffer& out) {
-    out.append(payload);
-    out.append(settings_.delimiter);
-}
-
-bool LineProtocol::encode_to(std::string_view payload, std::string& out) {
-    out.append(payload);
-    out.append(settings_.delimiter);
-    return true;
+void LineProtocol::encode(std::string_view payload, FrameOutput& out) {
+    out.append_pieces({payload, settings_.delimiter});
 }
 
 std::string LineProtocol::busy_notice() const {

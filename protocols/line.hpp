@@ -41,8 +41,7 @@ class LineProtocol final : public Protocol {
     explicit LineProtocol(const LineSettings& settings) : settings_(settings) {}
 
     Decoded decode(Buffer& in, MessageSink& out) override;
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     // "ERR max connections reached" and the delimiter.
     std::string busy_notice() const override;
 

@@ -126,7 +126,7 @@ void expect_frame(void* host, std::size_t frame_size) {
     static_cast<DecodeCall*>(host)->expected = frame_size;
 }
 
-// Collects what encode() or busy_notice() writes.
+// Collects what encode() (into a FrameOutput) or busy_notice() (into a string) writes.
 template <typename Target>
 struct WriteCall {
     Target& target;
@@ -174,10 +174,12 @@ class PluginProtocol final : public Protocol {
         return run(api_.decode_eof, in, out, true);
     }
 
-    void encode(std::string_view payload, Buffer& out) override { encode_with(payload, out); }
-    bool encode_to(std::string_view payload, std::string& out) override {
-        encode_with(payload, out);
-        return true;
+    void encode(std::string_view payload, FrameOutput& out) override {
+        // The plugin's C writer appends to the host's output as it likes.
+        WriteCall<FrameOutput> call{out, {}};
+        const reactor_protocol_writer writer = call.writer();
+        api_.encode(instance_, payload.data(), payload.size(), &writer);
+        if (call.exception) std::rethrow_exception(call.exception);
     }
 
     std::string busy_notice() const override {
@@ -191,14 +193,6 @@ class PluginProtocol final : public Protocol {
     }
 
   private:
-    template <class Out>
-    void encode_with(std::string_view payload, Out& out) {
-        WriteCall<Out> call{out, {}};
-        const reactor_protocol_writer writer = call.writer();
-        api_.encode(instance_, payload.data(), payload.size(), &writer);
-        if (call.exception) std::rethrow_exception(call.exception);
-    }
-
     using DecodeFn = int (*)(void*, const reactor_protocol_input*,
                              const reactor_protocol_decode_out*);
 

@@ -188,9 +188,10 @@ Decoded RespProtocol::decode(Buffer& in, MessageSink& out) {
     front_ = in.contiguous_front();
     if (request_ == Request::unknown) {
         if (const std::size_t size = parse_whole_multibulk(front_); size != 0) {
+            const RespCommand command{args_};
             Message message;
             message.payload = front_.substr(0, size);
-            message.args = args_;
+            message.set(&command);
             out.deliver(message);
             in.drain(size);
             args_.clear();
@@ -359,9 +360,10 @@ Decoded RespProtocol::deliver(Buffer& in, MessageSink& out, std::string_view arg
                               std::string_view payload, std::size_t request_size) {
     args_.clear();
     for (const auto& [offset, size] : spans_) args_.push_back(arg_bytes.substr(offset, size));
+    const RespCommand command{args_};
     Message message;
     message.payload = payload;
-    message.args = args_;
+    message.set(&command);
     out.deliver(message);
     in.drain(request_size);
     reset();
@@ -383,13 +385,8 @@ void RespProtocol::reset() {
     }
 }
 
-void RespProtocol::encode(std::string_view payload, Buffer& out) {
+void RespProtocol::encode(std::string_view payload, FrameOutput& out) {
     resp::append_bulk(out, payload);
-}
-
-bool RespProtocol::encode_to(std::string_view payload, std::string& out) {
-    resp::append_bulk(out, payload);
-    return true;
 }
 
 std::string RespProtocol::busy_notice() const {

@@ -4,8 +4,9 @@
 // inline commands ("PING\r\n", split on spaces, with Redis's double and single quotes). An empty
 // inline line and a multibulk count of 0 or less are skipped, as Redis does.
 //
-// Message.args holds the arguments and Message.payload the whole request as received (for an inline
-// command, the line without its ending); both are views valid during the callback only.
+// A message carries the RespCommand below (message.get<RespCommand>()) with the arguments, and
+// Message.payload the whole request as received (for an inline command, the line without its
+// ending); both are views valid during the callback only.
 //
 // Options, with Redis's limits as defaults: "max_bulk" (bytes in one argument, default 512 MiB,
 // at most the listener's max_frame), "max_args" (default INT_MAX, as Redis), "max_inline" (bytes
@@ -22,7 +23,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +33,12 @@
 #include "reactor/protocol_registry.hpp"
 
 namespace reactor::protocols {
+
+// A command's arguments, the detail of every message of protocol "resp": the name first, never
+// empty.
+struct RespCommand {
+    std::span<const std::string_view> args;
+};
 
 struct RespSettings {
     std::size_t max_bulk = 0;
@@ -48,8 +57,7 @@ class RespProtocol final : public Protocol {
 
     Decoded decode(Buffer& in, MessageSink& out) override;
     // Writes the payload as a bulk string.
-    void encode(std::string_view payload, Buffer& out) override;
-    bool encode_to(std::string_view payload, std::string& out) override;
+    void encode(std::string_view payload, FrameOutput& out) override;
     std::string busy_notice() const override;
 
   private:

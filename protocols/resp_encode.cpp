@@ -37,12 +37,10 @@ void append_line(std::string& out, char type, std::string_view text) {
     *p = '\n';
 }
 
-void append_line(Buffer& out, char type, std::string_view text) {
+void append_line(FrameOutput& out, char type, std::string_view text) {
     if (text.find_first_of("\r\n") == std::string_view::npos) {
         const char prefix[1] = {type};
-        out.append(prefix, 1);
-        out.append(text);
-        out.append("\r\n");
+        out.append_pieces({std::string_view(prefix, 1), text, "\r\n"});
         return;
     }
     std::string line;
@@ -52,30 +50,28 @@ void append_line(Buffer& out, char type, std::string_view text) {
 
 }  // namespace
 
-void append_simple_string(Buffer& out, std::string_view text) {
+void append_simple_string(FrameOutput& out, std::string_view text) {
     append_line(out, '+', text);
 }
 void append_simple_string(std::string& out, std::string_view text) {
     append_line(out, '+', text);
 }
-void append_error(Buffer& out, std::string_view text) {
+void append_error(FrameOutput& out, std::string_view text) {
     append_line(out, '-', text);
 }
 void append_error(std::string& out, std::string_view text) {
     append_line(out, '-', text);
 }
 
-void append_integer(Buffer& out, std::int64_t value) {
+void append_integer(FrameOutput& out, std::int64_t value) {
     out.append(CountLine(':', value).view());
 }
 void append_integer(std::string& out, std::int64_t value) {
     out.append(CountLine(':', value).view());
 }
 
-void append_bulk(Buffer& out, std::string_view bytes) {
-    out.append(CountLine('$', bytes.size()).view());
-    out.append(bytes);
-    out.append("\r\n");
+void append_bulk(FrameOutput& out, std::string_view bytes) {
+    out.append_pieces({CountLine('$', bytes.size()).view(), bytes, "\r\n"});
 }
 void append_bulk(std::string& out, std::string_view bytes) {
     out.append(CountLine('$', bytes.size()).view());
@@ -83,21 +79,21 @@ void append_bulk(std::string& out, std::string_view bytes) {
     out.append("\r\n");
 }
 
-void append_null_bulk(Buffer& out) {
+void append_null_bulk(FrameOutput& out) {
     out.append("$-1\r\n");
 }
 void append_null_bulk(std::string& out) {
     out.append("$-1\r\n");
 }
 
-void append_array_header(Buffer& out, std::size_t count) {
+void append_array_header(FrameOutput& out, std::size_t count) {
     out.append(CountLine('*', count).view());
 }
 void append_array_header(std::string& out, std::size_t count) {
     out.append(CountLine('*', count).view());
 }
 
-void append_bulk_array(Buffer& out, std::span<const std::string_view> items) {
+void append_bulk_array(FrameOutput& out, std::span<const std::string_view> items) {
     append_array_header(out, items.size());
     for (const auto item : items) append_bulk(out, item);
 }

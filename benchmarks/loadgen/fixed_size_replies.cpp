@@ -15,7 +15,9 @@ class FixedSizeReplies final : public reactor::Protocol {
         in.drain(size_);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
+        out.append(payload);
+    }
 
   private:
     std::size_t size_;

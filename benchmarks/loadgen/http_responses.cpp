@@ -53,7 +53,9 @@ class HttpResponses final : public reactor::Protocol {
         total_ = 0;
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
+        out.append(payload);
+    }
 
   private:
     // Checks the status line and finds the body length; returns why the head is unusable, or "".

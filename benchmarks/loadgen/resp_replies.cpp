@@ -84,7 +84,9 @@ class RespReplies final : public reactor::Protocol {
         in.drain(reply.end);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
+        out.append(payload);
+    }
 };
 
 class RespRepliesFactory final : public reactor::ProtocolFactory {

@@ -33,6 +33,7 @@ std::string error_kind(reactor::CloseReason reason) {
             return "output_overflow";
         case reactor::CloseReason::app_closed:
         case reactor::CloseReason::kicked:
+        case reactor::CloseReason::protocol_done:
             return "closed_locally";
         case reactor::CloseReason::shutdown:
             return "shutdown";

@@ -32,9 +32,10 @@ std::shared_ptr<const reactor::ProtocolFactory> builtin_protocol(const std::stri
 }
 
 std::string encoded(const reactor::ProtocolFactory& factory, const std::string& payload) {
-    reactor::Buffer wire;
-    factory.create()->encode(payload, wire);
-    return wire.to_string();
+    std::string wire;
+    reactor::FrameOutput out(wire);
+    factory.create()->encode(payload, out);
+    return wire;
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ class OutputStage {
     bool has_room_to_encode(std::size_t payload_size) const {
         return bytes_.size() + payload_size + kFramingAllowance <= kMaxBytes;
     }
-    // Where Protocol::encode_to appends, after has_room_to_encode().
+    // Where encoders append (through a FrameOutput), after has_room_to_encode().
     std::string& encoder_target() { return bytes_; }
     std::string_view bytes() const { return bytes_; }
     void release() {

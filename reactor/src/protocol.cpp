@@ -51,6 +51,11 @@ DecodeOutcome decode_frames(Protocol& protocol, Buffer& in, MessageSink& out) {
             break;
         }
         if (result.status() == Decoded::Status::need_more) break;
+        if (result.status() == Decoded::Status::last_frame) {
+            // Nothing is decoded after it, so even a last frame that consumed nothing ends here.
+            outcome.last_frame = true;
+            break;
+        }
         const std::size_t after = in.size();
         if (after >= before) {
             // The framing contract says a frame consumes input; looping again would never end.
@@ -73,7 +78,7 @@ DecodeOutcome decode_all(Protocol& protocol, Buffer& in, MessageSink& out) {
 
 DecodeOutcome decode_eof(Protocol& protocol, Buffer& in, MessageSink& out) {
     DecodeOutcome outcome = decode_all(protocol, in, out);
-    if (outcome.failed || !out.accepting()) return outcome;
+    if (outcome.failed || outcome.last_frame || !out.accepting()) return outcome;
     CountingSink sink(out);
     const Decoded result = protocol.decode_eof(in, sink);
     outcome.messages += sink.count;
@@ -81,6 +86,7 @@ DecodeOutcome decode_eof(Protocol& protocol, Buffer& in, MessageSink& out) {
         outcome.failed = true;
         outcome.error = result.error();
     }
+    outcome.last_frame = result.status() == Decoded::Status::last_frame;
     return outcome;
 }
 

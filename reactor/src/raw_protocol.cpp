@@ -14,11 +14,7 @@ class RawProtocol final : public Protocol {
         in.drain(n);
         return Decoded::frame();
     }
-    void encode(std::string_view payload, Buffer& out) override { out.append(payload); }
-    bool encode_to(std::string_view payload, std::string& out) override {
-        out.append(payload);
-        return true;
-    }
+    void encode(std::string_view payload, FrameOutput& out) override { out.append(payload); }
 };
 
 class RawFactory final : public ProtocolFactory {

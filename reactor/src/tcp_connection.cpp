@@ -43,6 +43,8 @@ std::string_view to_string(CloseReason reason) {
             return "rejected";
         case CloseReason::handshake_failed:
             return "handshake failed";
+        case CloseReason::protocol_done:
+            return "closed by protocol";
     }
     return "unknown";
 }
@@ -149,6 +151,8 @@ DecodeOutcome TcpConnection::decode_switching(DecodePass pass, bool stop_when_em
         decoding_ = true;
         outcome = pass(*protocol_, input_, *this);
         decoding_ = false;
+        // A switch outweighs a last frame: the next protocol goes on.
+        if (switching_) outcome.last_frame = false;
     } while (switching_ && !outcome.failed && !closing_ && !paused_for_output_ &&
              !(stop_when_empty && input_.empty()));
     retired_protocol_.reset();
@@ -173,6 +177,11 @@ void TcpConnection::process_input() {
             close(CloseMode::flush, CloseReason::protocol_error);
             return;
         }
+        if (outcome.last_frame) {
+            // The protocol ended the conversation; its last replies went out with the flush.
+            close(CloseMode::flush, CloseReason::protocol_done);
+            return;
+        }
         // The flush took the output back under the low mark: the frames still buffered are next.
         if (!throttled || closing_ || read_pauses_ > 0 || input_.empty()) return;
     }
@@ -191,6 +200,10 @@ void TcpConnection::on_end_of_stream() {
         return;
     }
     if (closing_) return;
+    if (outcome.last_frame) {
+        close(CloseMode::flush, CloseReason::protocol_done);
+        return;
+    }
     if (paused_for_output_) {
         // Decoding stopped above the output high-water mark with frames left: resume_reading()
         // comes back here once the peer has read enough of its replies.

@@ -115,6 +115,7 @@ class TcpConnection final : public Connection, private MessageSink {
 
     void send(std::string_view payload) override;
     void send_raw(std::string_view bytes) override;
+    void send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) override;
     std::size_t output_pending() const override;
     void pause_reading() override;
     void resume_reading() override;
@@ -205,9 +206,11 @@ class TcpConnection final : public Connection, private MessageSink {
     void spill_stage();
     void drop_stage();
     bool write_stage(std::size_t& left);
-    // send() while staging: the protocol encodes the payload into the stage. False, with nothing
-    // staged, when it does not fit or the protocol encodes only into a Buffer.
-    bool stage_encoded(std::string_view payload);
+    // Frames one reply with write(FrameOutput&): into the stage while staging, if it has room for
+    // size_hint bytes and a framing's own, else into the output buffer, after what the stage held.
+    // A write that throws closes the connection ("reset/error").
+    template <typename Write>
+    void write_frame(std::size_t size_hint, Write&& write);
     // This thread's OutputStage, looked up once.
     OutputStage& output_stage();
     event* write_event();

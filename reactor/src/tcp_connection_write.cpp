@@ -16,18 +16,45 @@
 
 namespace reactor {
 
-void TcpConnection::send(std::string_view payload) {
-    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send");
+template <typename Write>
+void TcpConnection::write_frame(std::size_t size_hint, Write&& write) {
     if (closing_) return;
-    if (staging_ && stage_encoded(payload)) return;
-    spill_stage();  // the encoder writes to the output buffer, after what is staged
+    if (staging_) {
+        OutputStage& stage = output_stage();
+        if (stage.has_room_to_encode(size_hint)) {
+            std::string& target = stage.encoder_target();
+            const std::size_t before = target.size();
+            guarded("encode", [&] {
+                FrameOutput out(target);
+                write(out);
+            });
+            if (closing_) return;  // the encoder threw: the connection closed and dropped the stage
+            ++stats_.messages_out;
+            after_output_grew(target.size() - before, target.size());
+            return;
+        }
+        spill_stage();  // the encoder writes to the output buffer, after what is staged
+    }
     const std::size_t before = output_.size();
     output_may_hold_bytes_ = true;
-    guarded("encode", [&] { protocol_->encode(payload, output_); });
+    guarded("encode", [&] {
+        FrameOutput out(output_);
+        write(out);
+    });
     if (closing_) return;
     ++stats_.messages_out;
     const std::size_t pending = output_.size();
     after_output_grew(pending - before, pending);
+}
+
+void TcpConnection::send(std::string_view payload) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send");
+    write_frame(payload.size(), [&](FrameOutput& out) { protocol_->encode(payload, out); });
+}
+
+void TcpConnection::send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) {
+    REACTOR_LOOP_THREAD_ONLY(loop_, "Connection::send_frame");
+    write_frame(size_hint, write);
 }
 
 void TcpConnection::send_raw(std::string_view bytes) {
@@ -47,20 +74,6 @@ void TcpConnection::send_raw(std::string_view bytes) {
     output_.append(bytes);
     ++stats_.messages_out;
     after_output_grew(bytes.size(), before + bytes.size());
-}
-
-bool TcpConnection::stage_encoded(std::string_view payload) {
-    OutputStage& stage = output_stage();
-    if (!stage.has_room_to_encode(payload.size())) return false;
-    std::string& target = stage.encoder_target();
-    const std::size_t before = target.size();
-    bool staged = false;
-    guarded("encode", [&] { staged = protocol_->encode_to(payload, target); });
-    if (closing_) return true;  // the encoder threw: the connection closed and dropped the stage
-    if (!staged) return false;
-    ++stats_.messages_out;
-    after_output_grew(target.size() - before, target.size());
-    return true;
 }
 
 std::size_t TcpConnection::output_pending() const {

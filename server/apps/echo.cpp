@@ -17,7 +17,6 @@ class EchoApp final : public App {
             return;
         }
         conn.send(message.payload);
-        if (message.http != nullptr && !message.http->keep_alive) conn.close();
     }
 
   private:

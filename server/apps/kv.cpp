@@ -7,6 +7,7 @@
 
 #include "apps/builtin_apps.hpp"
 #include "apps/kv_store.hpp"
+#include "resp.hpp"
 #include "resp_encode.hpp"
 
 namespace reactord {
@@ -59,7 +60,8 @@ class KvApp final : public App {
         thread_local std::string reply;
         reply.clear();
         Call call{reply, conn};
-        on_command(call, message.args);
+        const auto* command = message.get<reactor::protocols::RespCommand>();
+        on_command(call, command != nullptr ? command->args : Args{});
         conn.send_raw(reply);
         if (reply.capacity() > kKeptReplyCapacity) std::string().swap(reply);
         if (call.quit) conn.close();

@@ -16,7 +16,7 @@ using test::ServerHarness;
 
 namespace {
 
-// Newline-terminated frames; replies are framed the same way, through encode_to().
+// Newline-terminated frames; replies are framed the same way.
 class Lines final : public reactor::Protocol {
   public:
     reactor::Decoded decode(reactor::Buffer& in, reactor::MessageSink& out) override {
@@ -32,14 +32,9 @@ class Lines final : public reactor::Protocol {
         in.drain(end + 1);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override {
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
         out.append(payload);
         out.append("\n");
-    }
-    bool encode_to(std::string_view payload, std::string& out) override {
-        out.append(payload);
-        out.append("\n");
-        return true;
     }
 
   private:

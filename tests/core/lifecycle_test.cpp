@@ -65,7 +65,9 @@ class Lines final : public reactor::Protocol {
         in.drain(at + 1);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
+        out.append(payload);
+    }
 };
 
 class LinesFactory final : public reactor::ProtocolFactory {

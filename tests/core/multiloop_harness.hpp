@@ -50,7 +50,7 @@ class LineFraming final : public reactor::Protocol {
         in.drain(end + 1);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override {
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
         check_thread();
         out.append(payload);
         out.append("\n");

@@ -15,7 +15,9 @@ class BusyNoticeProtocol final : public reactor::Protocol {
         in.drain(n);
         return reactor::Decoded::frame();
     }
-    void encode(std::string_view payload, reactor::Buffer& out) override { out.append(payload); }
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
+        out.append(payload);
+    }
     std::string busy_notice() const override { return "BUSY\n"; }
 };
 

@@ -35,7 +35,7 @@ class Fours final : public reactor::Protocol {
         in.drain(4);
         return Decoded::frame();
     }
-    void encode(std::string_view payload, Buffer& out) override {
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
         out.append("<");
         out.append(payload);
         out.append(">");
@@ -63,7 +63,7 @@ class Lines final : public reactor::Protocol {
         --decodes_running;
         return Decoded::frame();
     }
-    void encode(std::string_view payload, Buffer& out) override {
+    void encode(std::string_view payload, reactor::FrameOutput& out) override {
         out.append(payload);
         out.append("\n");
     }

@@ -1,7 +1,8 @@
 #pragma once
 
 // Drives a Protocol the way a connection does (append what was read, decode until need_more, then
-// decode_eof at the end) and checks the framing contract on every decode call:
+// decode_eof at the end; nothing after a last frame) and checks the framing contract on every
+// decode call:
 //  - a call consumes at most what is buffered; frame() consumes something, need_more() consumes
 //    and delivers nothing, and a call delivers at most one message;
 //  - every view of a delivered message lies inside the bytes that call consumed, and its bytes are
@@ -25,9 +26,11 @@
 #include <vector>
 
 #include "fuzz_input.hpp"
+#include "http.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/message.hpp"
 #include "reactor/protocol.hpp"
+#include "resp.hpp"
 
 namespace fuzz {
 
@@ -87,6 +90,7 @@ struct FeedResult {
     std::vector<Captured> messages;
     bool failed = false;
     bool failed_at_eof = false;
+    bool ended = false;  // a call returned last_frame(): a connection decodes nothing more
     std::string reason;
     std::string last_reply;
     std::size_t consumed = 0;  // bytes drained from the front of the stream
@@ -149,18 +153,20 @@ class CheckingSink final : public reactor::MessageSink {
         const BufferMap map(in_);
         Captured copy;
         copy.payload = place(map, message.payload, rules_.payload_may_be_owned, "payload");
-        for (const std::string_view arg : message.args) {
+        if (const auto* command = message.get<reactor::protocols::RespCommand>()) {
             const bool owned = rules_.args_may_be_owned && rules_.args_may_be_owned(message);
-            copy.args.push_back(place(map, arg, owned, "argument"));
+            for (const std::string_view arg : command->args) {
+                copy.args.push_back(place(map, arg, owned, "argument"));
+            }
         }
-        if (message.http != nullptr) {
-            const reactor::HttpRequest& r = *message.http;
+        if (const auto* request = message.get<reactor::protocols::HttpRequest>()) {
+            const reactor::protocols::HttpRequest& r = *request;
             copy.is_http = true;
             copy.method = place(map, r.method, rules_.method_may_be_owned, "method");
             copy.target = place(map, r.target, false, "target");
             copy.version_major = r.version_major;
             copy.version_minor = r.version_minor;
-            for (const reactor::HttpHeader& h : r.headers) {
+            for (const reactor::protocols::HttpHeader& h : r.headers) {
                 copy.headers.emplace_back(place(map, h.name, false, "header name"),
                                           place(map, h.value, false, "header value"));
             }
@@ -253,6 +259,10 @@ inline FeedResult feed_checked(reactor::Protocol& protocol, std::string_view str
             case reactor::Decoded::Status::frame:
                 FUZZ_CHECK(consumed > 0 || at_eof, "frame() without consuming input");
                 return true;
+            case reactor::Decoded::Status::last_frame:
+                FUZZ_CHECK(consumed > 0 || at_eof, "last_frame() without consuming input");
+                result.ended = true;
+                return true;
             case reactor::Decoded::Status::need_more:
                 FUZZ_CHECK(consumed == 0 && !sink.delivered(),
                            "need_more() after consuming %zu bytes or delivering", consumed);
@@ -292,9 +302,9 @@ inline FeedResult feed_checked(reactor::Protocol& protocol, std::string_view str
             in.keep_front();
             lent.assign(lent.size(), '\xee');
         }
-        if (result.failed) break;
+        if (result.failed || result.ended) break;
     }
-    if (!result.failed) {
+    if (!result.failed && !result.ended) {
         reactor::Decoded::Status status{};
         call(true, status);
     }
@@ -320,6 +330,8 @@ inline void compare(const FeedResult& a, const char* a_name, const FeedResult& b
     }
     FUZZ_CHECK(a.messages.size() == b.messages.size(), "fed %s: %zu messages, fed %s: %zu", a_name,
                a.messages.size(), b_name, b.messages.size());
+    FUZZ_CHECK(a.ended == b.ended, "fed %s: %s, fed %s: %s", a_name,
+               a.ended ? "ended" : "not ended", b_name, b.ended ? "ended" : "not ended");
     FUZZ_CHECK(a.failed == b.failed, "fed %s: %s, fed %s: %s", a_name,
                a.failed ? ("failed (" + a.reason + ")").c_str() : "ok", b_name,
                b.failed ? ("failed (" + b.reason + ")").c_str() : "ok");
@@ -344,6 +356,8 @@ inline FeedResult check_decoding(const reactor::ProtocolFactory& factory, const 
         CountingSink sink;
         const reactor::DecodeOutcome outcome = reactor::decode_eof(*protocol, in, sink);
         FUZZ_CHECK(outcome.messages == sink.messages, "decode_eof miscounted its messages");
+        FUZZ_CHECK(outcome.last_frame == whole.ended, "reactor::decode_eof %s, the checked loop %s",
+                   outcome.last_frame ? "ended" : "did not end", whole.ended ? "ended" : "did not");
         FUZZ_CHECK(sink.messages == whole.messages.size() && outcome.failed == whole.failed,
                    "reactor::decode_eof: %zu messages%s; the checked loop: %zu%s", sink.messages,
                    outcome.failed ? " and failed" : "", whole.messages.size(),

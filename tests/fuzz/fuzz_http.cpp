@@ -39,7 +39,7 @@ struct ParsedResponse {
 
     std::string header(std::string_view name) const {
         for (const auto& [n, v] : headers) {
-            if (reactor::ascii_iequals(n, name)) return v;
+            if (reactor::protocols::ascii_iequals(n, name)) return v;
         }
         return {};
     }
@@ -124,15 +124,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    message.version_minor);
         std::size_t hosts = 0;
         for (const auto& [name, value] : message.headers) {
-            if (reactor::ascii_iequals(name, "Host")) ++hosts;
-            if (reactor::ascii_iequals(name, "Transfer-Encoding")) {
+            if (reactor::protocols::ascii_iequals(name, "Host")) ++hosts;
+            if (reactor::protocols::ascii_iequals(name, "Transfer-Encoding")) {
                 FUZZ_CHECK(message.version_minor >= 1, "Transfer-Encoding in HTTP/1.0 delivered");
                 // A line may hold the list's empty elements only (RFC 9110 §5.6.1).
                 std::string coding;
                 for (const char c : value) {
                     if (c != ' ' && c != '\t' && c != ',') coding += c;
                 }
-                FUZZ_CHECK(coding.empty() || reactor::ascii_iequals(coding, "chunked"),
+                FUZZ_CHECK(coding.empty() || reactor::protocols::ascii_iequals(coding, "chunked"),
                            "Transfer-Encoding '%s' delivered", fuzz::printable(value).c_str());
             }
         }
@@ -140,17 +140,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    "%zu Host headers in HTTP/1.%d", hosts, message.version_minor);
         FUZZ_CHECK(message.target != "*" || message.method == "OPTIONS", "%s * delivered",
                    message.method.c_str());
-        // A request that ends the connection also takes what follows it, unparsed.
-        if (message.keep_alive) {
-            FUZZ_CHECK(frame.size() <= max_request, "a %zu-byte request passed %zu", frame.size(),
-                       max_request);
-        }
+        FUZZ_CHECK(frame.size() <= max_request, "a %zu-byte request passed %zu", frame.size(),
+                   max_request);
     };
 
     const fuzz::FeedResult whole = fuzz::check_decoding(*factory, input, rules);
     for (std::size_t i = 0; i + 1 < whole.messages.size(); ++i) {
         FUZZ_CHECK(whole.messages[i].keep_alive, "request %zu came after one that closes", i + 1);
     }
+    // A request that does not keep the connection ends it, in order, and only such a request.
+    FUZZ_CHECK(whole.ended == (!whole.messages.empty() && !whole.messages.back().keep_alive),
+               "the stream %s after a request that %s the connection",
+               whole.ended ? "ended" : "went on",
+               !whole.messages.empty() && !whole.messages.back().keep_alive ? "ends" : "keeps");
     FUZZ_CHECK(whole.interim_replies <= whole.messages.size() + 1,
                "%zu interim replies for %zu requests", whole.interim_replies,
                whole.messages.size());
@@ -165,9 +167,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const fuzz::Captured* last = whole.messages.empty() ? nullptr : &whole.messages.back();
     for (const std::string_view payload : input.pieces()) {
-        reactor::Buffer out;
+        std::string bytes;
+        reactor::FrameOutput out(bytes);
         protocol->encode(payload, out);
-        const std::string bytes = out.to_string();
         ParsedResponse response;
         response.head = last != nullptr && last->method == "HEAD";
         FUZZ_CHECK(parse_response(bytes, response), "encode() wrote no single response: '%s'",

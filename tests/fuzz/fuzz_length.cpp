@@ -144,7 +144,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         bool threw = false;
         try {
             reactor::Buffer frame;
-            encoder->encode(payload, frame);
+            reactor::FrameOutput out(frame);
+            encoder->encode(payload, out);
             FUZZ_CHECK(frame.size() == layout.field_length + payload.size(),
                        "encode() wrote %zu bytes for a %zu-byte payload", frame.size(),
                        payload.size());

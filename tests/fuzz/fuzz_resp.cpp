@@ -194,7 +194,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto protocol = factory->create();
     for (const std::string& piece : pieces) {
         reactor::Buffer reply;
-        protocol->encode(piece, reply);
+        reactor::FrameOutput out(reply);
+        protocol->encode(piece, out);
         const std::string bytes = reply.to_string();
         std::string_view payload;
         FUZZ_CHECK(read_bulk_reply(bytes, payload) && payload == piece,

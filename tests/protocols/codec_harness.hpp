@@ -17,6 +17,7 @@
 #include "reactor/buffer.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/protocol_registry.hpp"
+#include "resp.hpp"
 
 namespace codec_test {
 
@@ -57,7 +58,9 @@ class CapturingSink final : public reactor::MessageSink {
     void deliver(reactor::Message& message) override {
         Captured copy;
         copy.payload.assign(message.payload);
-        for (const auto arg : message.args) copy.args.emplace_back(arg);
+        if (const auto* command = message.get<reactor::protocols::RespCommand>()) {
+            for (const auto arg : command->args) copy.args.emplace_back(arg);
+        }
         messages.push_back(std::move(copy));
     }
     std::vector<Captured> messages;
@@ -159,14 +162,17 @@ inline void check_delivers(const FeedResult& result, const std::vector<Captured>
 
 // Feeds bytes whole, split at every point and byte by byte; each must deliver expected exactly,
 // consume everything and not fail.
-// What protocol.encode() writes for payload, checked to be what encode_to() appends as well.
+// What protocol.encode() writes for payload into a Buffer, checked to be what it appends to a
+// string (a connection's output stage) as well, after what the string held.
 inline std::string encoded(reactor::Protocol& protocol, std::string_view payload) {
-    reactor::Buffer out;
-    protocol.encode(payload, out);
-    std::string direct = "kept:";
-    CHECK(protocol.encode_to(payload, direct));
-    CHECK(direct == "kept:" + out.to_string());
-    return out.to_string();
+    reactor::Buffer buffer;
+    reactor::FrameOutput into_buffer(buffer);
+    protocol.encode(payload, into_buffer);
+    std::string staged = "kept:";
+    reactor::FrameOutput into_string(staged);
+    protocol.encode(payload, into_string);
+    CHECK(staged == "kept:" + buffer.to_string());
+    return buffer.to_string();
 }
 
 inline void check_all_feeds(const reactor::ProtocolFactory& factory, std::string_view bytes,

@@ -5,6 +5,7 @@
 
 #include "builtin.hpp"
 #include "codec_harness.hpp"
+#include "http.hpp"
 #include "resp_encode.hpp"
 
 using codec_test::build;
@@ -371,7 +372,8 @@ TEST_CASE("resp: reply builders") {
     namespace resp = reactor::protocols::resp;
     const std::vector<std::string_view> items{"a", "", "ccc"};
     std::string s;
-    reactor::Buffer b;
+    reactor::Buffer buffer;
+    reactor::FrameOutput b(buffer);
     resp::append_simple_string(s, "OK");
     resp::append_simple_string(b, "OK");
     resp::append_error(s, "ERR bad\r\nthing");
@@ -392,7 +394,7 @@ TEST_CASE("resp: reply builders") {
         "+OK\r\n-ERR bad  thing\r\n:1\r\n:-9223372036854775808\r\n$3\r\nfoo\r\n$-1\r\n*2\r\n"
         "*3\r\n$1\r\na\r\n$0\r\n\r\n$3\r\nccc\r\n";
     CHECK(s == expected);
-    CHECK(b.to_string() == expected);
+    CHECK(buffer.to_string() == expected);
 }
 
 TEST_CASE("resp: option errors name the option") {
@@ -419,4 +421,28 @@ TEST_CASE("resp: option errors name the option") {
     }
     CHECK_NOTHROW(
         build(make_resp, {{"max_bulk", 1024}, {"max_args", 10}, {"max_inline", 1024}}, 1024));
+}
+
+TEST_CASE("resp: a message carries its arguments as a RespCommand, and no other detail") {
+    struct Sink final : reactor::MessageSink {
+        void deliver(reactor::Message& message) override {
+            const auto* command = message.get<reactor::protocols::RespCommand>();
+            REQUIRE(command != nullptr);
+            REQUIRE(command->args.size() == 2);
+            CHECK(command->args[0] == "GET");
+            CHECK(command->args[1] == "k");
+            // Multibulk arguments are views into the request itself.
+            CHECK(command->args[1].data() >= message.payload.data());
+            CHECK(command->args[1].data() < message.payload.data() + message.payload.size());
+            CHECK(message.get<reactor::protocols::HttpRequest>() == nullptr);
+            ++delivered;
+        }
+        int delivered = 0;
+    } sink;
+    const auto protocol = build(make_resp)->create();
+    reactor::Buffer in;
+    in.append("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    const auto outcome = reactor::decode_all(*protocol, in, sink);
+    CHECK_FALSE(outcome.failed);
+    CHECK(sink.delivered == 1);
 }

@@ -47,8 +47,8 @@ std::ostream& operator<<(std::ostream& os, const Request& r) {
 class CollectingSink final : public MessageSink {
   public:
     void deliver(Message& message) override {
-        REQUIRE(message.http != nullptr);
-        const auto& http = *message.http;
+        REQUIRE(message.get<HttpRequest>() != nullptr);
+        const auto& http = *message.get<HttpRequest>();
         CHECK(message.payload.data() == http.body.data());
         CHECK(message.payload.size() == http.body.size());
         Request r{std::string(http.method),
@@ -66,7 +66,8 @@ class CollectingSink final : public MessageSink {
     std::function<void(Message&)> on_message;
 };
 
-// Feeds the chunks one after another, decoding after each, as a connection would.
+// Feeds the chunks one after another, decoding after each, as a connection would: until the
+// protocol fails or ends the connection.
 struct FeedResult {
     std::vector<Request> requests;
     DecodeOutcome last;
@@ -93,7 +94,8 @@ FeedResult feed(Protocol& protocol, const std::vector<std::string_view>& chunks,
             in.keep_front();
             lent.assign(lent.size(), '#');
         }
-        if (result.last.failed) break;
+        // A connection decodes nothing after a failure or a last frame.
+        if (result.last.failed || result.last.last_frame) break;
     }
     result.requests = std::move(sink.requests);
     result.left = in.size();
@@ -257,8 +259,9 @@ std::string error_response(std::string_view status_line) {
            "\r\nDate: <date>\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 }
 
-// Runs one request through a fresh codec and returns what encode() makes of payload; encode_to()
-// must make the same (but for the second in the Date header, which may tick between the two).
+// Runs one request through a fresh codec and returns what encode() makes of payload into a
+// Buffer; into a string it must make the same (but for the second in the Date header, which may
+// tick between the two).
 std::string reply_to(std::string_view request, std::string_view payload) {
     auto protocol = http();
     Buffer in;
@@ -266,8 +269,10 @@ std::string reply_to(std::string_view request, std::string_view payload) {
     CollectingSink sink;
     std::string direct;
     sink.on_message = [&](Message&) {
-        protocol->encode(payload, out);
-        CHECK(protocol->encode_to(payload, direct));
+        reactor::FrameOutput into_buffer(out);
+        protocol->encode(payload, into_buffer);
+        reactor::FrameOutput into_string(direct);
+        protocol->encode(payload, into_string);
     };
     in.append(request);
     const DecodeOutcome outcome = reactor::decode_all(*protocol, in, sink);
@@ -569,38 +574,50 @@ TEST_CASE("1,000 pipelined requests in one buffer are all delivered by one decod
     }
 }
 
-TEST_CASE("bytes after a request that ends the connection are discarded") {
-    SUBCASE("Connection: close") {
-        auto protocol = http();
-        const auto result = feed(*protocol, {"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: "
-                                             "close\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
-                                             "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"});
-        CHECK_FALSE(result.last.failed);
-        REQUIRE(result.requests.size() == 1);
-        CHECK(result.requests[0].target == "/1");
-        CHECK(result.left == 0);
+TEST_CASE("a request that ends the connection is the last frame: nothing after it is decoded") {
+    const std::string next = "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (const std::string first :
+         {"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /1 HTTP/1.0\r\n\r\n",
+          "GET /1 HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
+          "Upgrade: websocket\r\n\r\n"}) {
+        CAPTURE(first);
+        const std::string stream = first + next;
+        for (std::size_t split = 1; split < stream.size(); ++split) {
+            CAPTURE(split);
+            auto protocol = http();
+            const std::string_view bytes = stream;
+            const auto result = feed(*protocol, {bytes.substr(0, split), bytes.substr(split)});
+            CHECK_FALSE(result.last.failed);
+            CHECK(result.last.last_frame);  // not an error: the connection ends in order
+            REQUIRE(result.requests.size() == 1);
+            CHECK(result.requests[0].target == "/1");
+            CHECK_FALSE(result.requests[0].keep_alive);
+            // What came with the request stays undecoded; what would come later is not fed.
+            CHECK(result.left == (split < first.size() ? next.size() : split - first.size()));
+        }
     }
-    SUBCASE("an upgrade nobody switched for") {
-        auto protocol = http();
-        const auto result =
-            feed(*protocol, {"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
-                             "Upgrade: websocket\r\n\r\n\x81\x05hello"});
-        CHECK_FALSE(result.last.failed);
-        REQUIRE(result.requests.size() == 1);
-        CHECK_FALSE(result.requests[0].keep_alive);
-        CHECK(result.left == 0);
-    }
+}
+
+TEST_CASE("a request that keeps the connection is a frame like any other") {
+    auto protocol = http();
+    const auto result = feed(*protocol, {"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                         "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"});
+    CHECK_FALSE(result.last.failed);
+    CHECK_FALSE(result.last.last_frame);
+    CHECK(result.requests.size() == 2);
+    CHECK(result.left == 0);
 }
 
 // Stands in for a connection whose application switches protocols when an upgrade arrives.
 class SwitchingSink final : public MessageSink {
   public:
     void deliver(Message& message) override {
-        REQUIRE(message.http != nullptr);
+        const auto* request = message.get<HttpRequest>();
+        REQUIRE(request != nullptr);
         ++delivered;
-        upgrade = message.http->upgrade;
-        keep_alive = message.http->keep_alive;
-        upgrade_header = std::string(message.http->header("upgrade"));
+        upgrade = request->upgrade;
+        keep_alive = request->keep_alive;
+        upgrade_header = std::string(request->header("upgrade"));
         if (upgrade) switched = true;  // the application's switch_protocol()
     }
     bool accepting() const override { return !switched; }
@@ -904,7 +921,7 @@ TEST_CASE("HttpResponse writes exact responses") {
               0);
     }
     SUBCASE("the Connection header a request needs") {
-        reactor::HttpRequest request;
+        HttpRequest request;
         CHECK(HttpResponse(204).connection_for(request).to_string().find("Connection") ==
               std::string::npos);
         request.keep_alive = false;
@@ -915,6 +932,12 @@ TEST_CASE("HttpResponse writes exact responses") {
         CHECK(HttpResponse(204).connection_for(request).to_string().find(
                   "\r\nConnection: keep-alive\r\n") != std::string::npos);
     }
+    SUBCASE("1xx and 204 have no content: neither Content-Length nor body") {
+        CHECK(without_date(HttpResponse(204).body("ignored").to_string()) ==
+              "HTTP/1.1 204 No Content\r\nDate: <date>\r\n\r\n");
+        CHECK(without_date(HttpResponse(101).header("Upgrade", "x").to_string()) ==
+              "HTTP/1.1 101 Switching Protocols\r\nDate: <date>\r\nUpgrade: x\r\n\r\n");
+    }
     SUBCASE("HEAD: Content-Length of the body, no body") {
         CHECK(without_date(HttpResponse(200).body("abc").omit_body().to_string()) ==
               "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 3\r\n\r\n");
@@ -922,10 +945,22 @@ TEST_CASE("HttpResponse writes exact responses") {
     SUBCASE("into a Buffer, after what is there") {
         Buffer out;
         out.append("before|");
-        HttpResponse(201).header("Location", "/k/1").body("made").write_to(out);
+        reactor::FrameOutput into(out);
+        HttpResponse(201).header("Location", "/k/1").body("made").write_to(into);
         CHECK(without_date(out.to_string()) ==
               "before|HTTP/1.1 201 Created\r\nDate: <date>\r\nLocation: /k/1\r\n"
               "Content-Length: 4\r\n\r\nmade");
+    }
+    SUBCASE("a large body after the head, into a Buffer and a string alike") {
+        const std::string body(100000, 'b');
+        const HttpResponse response = HttpResponse(200).body(body);
+        Buffer buffer;
+        reactor::FrameOutput into_buffer(buffer);
+        response.write_to(into_buffer);
+        const std::string text = response.to_string();
+        CHECK(without_date(buffer.to_string()) == without_date(text));
+        CHECK(without_date(text) ==
+              "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 100000\r\n\r\n" + body);
     }
     SUBCASE("refuses what would break the framing") {
         HttpResponse r(200);
@@ -939,6 +974,64 @@ TEST_CASE("HttpResponse writes exact responses") {
     }
     CHECK(http_reason_phrase(413) == "Payload Too Large");
     CHECK(http_reason_phrase(431) == "Request Header Fields Too Large");
+}
+
+// What write_to(out, request) makes of response as the reply to request, Date masked.
+std::string reply_for(const HttpResponse& response, const HttpRequest& request) {
+    std::string bytes;
+    reactor::FrameOutput out(bytes);
+    response.write_to(out, request);
+    return without_date(bytes);
+}
+
+TEST_CASE("HttpResponse as the reply to a request adds what the request needs") {
+    const HttpResponse page = HttpResponse(200).header("Content-Type", "text/plain").body("hello");
+    const std::string head = "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\n";
+    HttpRequest request;
+    request.method = "GET";
+    SUBCASE("HTTP/1.1 keep-alive: as built") {
+        CHECK(reply_for(page, request) == head + "Content-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("a request that ends the connection: Connection: close") {
+        request.keep_alive = false;
+        CHECK(reply_for(page, request) ==
+              head + "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("HTTP/1.0 keep-alive is spelled out") {
+        request.version_minor = 0;
+        CHECK(reply_for(page, request) ==
+              head + "Connection: keep-alive\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("HEAD: the body's length, not its bytes") {
+        request.method = "HEAD";
+        CHECK(reply_for(page, request) == head + "Content-Length: 5\r\n\r\n");
+    }
+    SUBCASE("close_connection() wins over a request that keeps the connection") {
+        HttpResponse closing = page;
+        closing.close_connection();
+        request.version_minor = 0;
+        CHECK(reply_for(closing, request) ==
+              head + "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
+    }
+    SUBCASE("101 to an upgrade says only what the response says") {
+        request.upgrade = true;
+        request.keep_alive = false;
+        const HttpResponse switching =
+            HttpResponse(101).header("Connection", "Upgrade").header("Upgrade", "websocket");
+        CHECK(reply_for(switching, request) ==
+              "HTTP/1.1 101 Switching Protocols\r\nDate: <date>\r\nConnection: Upgrade\r\n"
+              "Upgrade: websocket\r\n\r\n");
+        // Refused instead, the upgrade ends the connection.
+        CHECK(reply_for(HttpResponse(400), request) ==
+              "HTTP/1.1 400 Bad Request\r\nDate: <date>\r\nConnection: close\r\n"
+              "Content-Length: 0\r\n\r\n");
+    }
+    SUBCASE("the response itself is not changed: built once, sent to any request") {
+        request.keep_alive = false;
+        request.method = "HEAD";
+        (void)reply_for(page, request);
+        CHECK(without_date(page.to_string()) == head + "Content-Length: 5\r\n\r\nhello");
+    }
 }
 
 TEST_CASE("HTTP dates") {

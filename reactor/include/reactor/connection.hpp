@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "reactor/frame_output.hpp"
+#include "reactor/function_ref.hpp"
 #include "reactor/message.hpp"
 
 namespace reactor {
@@ -21,11 +23,12 @@ enum class CloseReason {
     timeout,          // idle timeout
     protocol_error,   // the protocol rejected the input
     output_overflow,  // the peer would not read its replies
-    app_closed,       // the application closed it (Connection::close: a QUIT, "Connection: close")
+    app_closed,       // the application closed it (Connection::close: a QUIT)
     kicked,           // closed through Server::close(id): an operator, another connection
     shutdown,         // the server is stopping
     rejected,         // an accept filter rejected it (or it broke a filter's byte budget)
     handshake_failed, // its transport's handshake failed (TLS: no shared cipher, a bad certificate)
+    protocol_done,    // the protocol ended it after a last reply (HTTP "Connection: close")
 };
 std::string_view to_string(CloseReason reason);
 
@@ -44,7 +47,7 @@ struct ConnectionStats {
 
 // One TCP or Unix stream connection, living on one loop for its whole life.
 //
-// Threading: every method belongs to the owning loop's thread (send, send_raw, close,
+// Threading: every method belongs to the owning loop's thread (send, send_raw, send_frame, close,
 // pause_reading, resume_reading and output_pending abort in debug builds when called from another
 // thread while that loop runs). From any other thread, use Server::send / Server::close with the
 // connection's id. The object is destroyed by its loop after
@@ -70,6 +73,12 @@ class Connection {
     virtual void send(std::string_view payload) = 0;
     // Queues bytes as they are (already framed, e.g. a RESP reply built with the encoder helpers).
     virtual void send_raw(std::string_view bytes) = 0;
+    // Queues one frame that write() appends to out, where send() would put an encoded payload:
+    // the output stage that gathers the replies of one read into one write, when it has room for
+    // about size_hint bytes, else the output buffer. For a protocol's typed sends (an HTTP
+    // response); write() runs before this returns. An exception from it closes the connection
+    // at once (CloseReason::error), as one from an encoder does. Ignored once closing.
+    virtual void send_frame(std::size_t size_hint, FunctionRef<void(FrameOutput&)> write) = 0;
     virtual std::size_t output_pending() const = 0;
 
     // Stops reading the peer's bytes until the matching resume_reading(). Pauses nest, with the

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "reactor/buffer.hpp"
+#include "reactor/frame_output.hpp"
 #include "reactor/message.hpp"
 
 namespace reactor {
@@ -18,14 +19,19 @@ struct ProtocolError {
     std::string last_reply;
 };
 
-// Result of one Protocol::decode call. need_more() and frame(), the results of nearly every call,
-// carry no error and cost no allocation.
+// Result of one Protocol::decode call. need_more(), frame() and last_frame(), the results of
+// nearly every call, carry no error and cost no allocation.
 class Decoded {
   public:
-    enum class Status { need_more, frame, error };
+    enum class Status { need_more, frame, last_frame, error };
 
     static Decoded need_more() { return Decoded(Status::need_more); }
     static Decoded frame() { return Decoded(Status::frame); }
+    // The frame just delivered ends the conversation (an HTTP request that does not keep the
+    // connection alive, a WebSocket close): nothing more is decoded, and the connection closes,
+    // flushing the replies written during the delivery, with reason "closed by protocol". Not an
+    // error.
+    static Decoded last_frame() { return Decoded(Status::last_frame); }
     static Decoded fail(std::string reason, std::string last_reply = {}) {
         Decoded result(Status::error);
         result.error_ = std::make_unique<ProtocolError>(
@@ -71,22 +77,34 @@ class MessageSink {
 //    Message may point into `in` (use Buffer::peek to pull up only the frame), which is why the
 //    bytes are drained only after deliver() returns.
 //  - With only part of a frame, it consumes nothing and returns need_more(); the bytes stay
-//  buffered.
-//    A protocol may also consume bytes without delivering (a skipped keep-alive, a discarded
-//    prefix) and return frame().
+//    buffered. A protocol may also consume bytes without delivering (a skipped keep-alive, a
+//    discarded prefix) and return frame().
 //  - The framework calls decode() again while it returns frame() and bytes remain, so every
-//    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug in
-//    the protocol (asserted in debug builds, and the connection is closed).
+//    pipelined frame of one read is handled in that read. frame() with nothing consumed is a bug
+//    in the protocol (asserted in debug builds, and the connection is closed).
 //  - Max frame length is enforced fail-fast: as soon as a frame's declared or buffered length
-//  passes
-//    the limit, decode() returns fail() without waiting for the rest of the frame.
+//    passes the limit, decode() returns fail() without waiting for the rest of the frame.
 //  - fail() closes the connection with reason "protocol error" after writing the optional last
-//  reply.
+//    reply.
+//  - Orderly close: returning last_frame() in place of frame() ends the conversation without an
+//    error. The frame is delivered as any other and its bytes drained; decode() is not called
+//    again, whatever follows in the input; once the delivery's replies have been written (with
+//    the read's other replies, in its one write), the connection closes as close(flush) does,
+//    with CloseReason::protocol_done, and nothing is logged as a protocol error. Replies the
+//    application sends later (from another thread, a timer) are dropped: a protocol uses it for
+//    frames that are answered during their delivery. decode_eof() may return it too.
 //  - decode_eof() runs once when the peer closes its write side, with whatever bytes are left.
+//  - A protocol's own detail of a frame (HTTP's request, RESP's arguments) is its own type,
+//    declared in its header and attached with Message::set(); it must outlive the delivery.
+//  - Outbound, encode() is the one encoder (Connection::send). Replies with a shape are the
+//    protocol's typed sends, free functions in its header that write through
+//    Connection::send_frame() into the same output (HTTP's send_response()).
 //  - Switching: the application's on_message (Connection::switch_protocol) or the protocol itself
 //    (MessageSink::switch_protocol), during a delivery, makes that frame the protocol's last. The
 //    bytes after it go to the next protocol in the same read pass, and this one is destroyed after
-//    its decode() returns, so it may still drain its frame.
+//    its decode() returns, so it may still drain its frame. A switch outweighs last_frame(): the
+//    frame was this protocol's last, and the connection goes on with the next one (HTTP ends a
+//    connection after an Upgrade request unless the application switched).
 class Protocol {
   public:
     virtual ~Protocol() = default;
@@ -98,17 +116,11 @@ class Protocol {
         return Decoded::need_more();
     }
 
-    // Frames one outbound payload onto out. A payload longer than max_payload() throws
-    // std::length_error.
-    virtual void encode(std::string_view payload, Buffer& out) = 0;
-    // The same framing appended to a string, which lets a connection gather the replies of one read
-    // and write them with one call. Returns false, with nothing appended, where the protocol frames
-    // only into a Buffer (the default): replies then go through encode().
-    virtual bool encode_to(std::string_view payload, std::string& out) {
-        (void)payload;
-        (void)out;
-        return false;
-    }
+    // Frames one outbound payload onto out (Connection::send). A connection passes the output
+    // stage that gathers the replies of one read into one write, or its output buffer when the
+    // stage has no room; the encoder cannot tell and need not care. A payload longer than
+    // max_payload() throws std::length_error before anything is written.
+    virtual void encode(std::string_view payload, FrameOutput& out) = 0;
 
     // The longest payload encode() can frame (a length field's range); SIZE_MAX when unbounded.
     // An application relaying one peer's bytes to others checks this once, before the fan-out.
@@ -131,11 +143,12 @@ class ProtocolFactory {
 // The identity framing: every chunk read is one message, and payloads are sent as they are.
 std::shared_ptr<const ProtocolFactory> raw_protocol();
 
-// Runs the framing contract's loop over `in`: decodes until need_more, an error or an empty buffer.
-// Returns the number of messages delivered and the error, if any. Used by codec tests that have no
-// socket.
+// Runs the framing contract's loop over `in`: decodes until need_more, a last frame, an error or an
+// empty buffer. Returns the number of messages delivered, whether the protocol ended the
+// conversation (last_frame) and the error, if any. Used by codec tests that have no socket.
 struct DecodeOutcome {
     std::size_t messages = 0;
+    bool last_frame = false;  // decode() or decode_eof() returned last_frame()
     bool failed = false;
     ProtocolError error;
 };

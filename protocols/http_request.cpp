@@ -1,6 +1,6 @@
-#include "reactor/message.hpp"
+#include "http.hpp"
 
-namespace reactor {
+namespace reactor::protocols {
 
 bool ascii_iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -21,4 +21,4 @@ std::string_view HttpRequest::header(std::string_view name) const {
     return {};
 }
 
-}  // namespace reactor
+}  // namespace reactor::protocols
