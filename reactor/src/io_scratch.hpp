@@ -66,7 +66,7 @@ class OutputStage {
 };
 
 // Where a connection reads its socket while its input buffer is empty: the bytes become the input
-// buffer's content in place (Buffer::borrow_front), are decoded there, and only a partial frame
+// buffer's content in place (BufferInternals::lend), are decoded there, and only a partial frame
 // left at the end is copied into the input buffer. Spares the buffer a chunk allocation and the
 // reserve/commit/drain round for every request, and a large message the allocation and release of
 // a large chunk.

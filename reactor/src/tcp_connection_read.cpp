@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "buffer_internals.hpp"
 #include "io_scratch.hpp"
 #include "tcp_connection.hpp"
 
@@ -104,7 +105,7 @@ void TcpConnection::keep_input() {
         if (large_reads_split_frames_ && input_.empty()) large_reads_split_frames_ = false;
         return;
     }
-    if (input_.keep_front() != 0) {
+    if (BufferInternals::keep_lent(input_) != 0) {
         input_may_hold_bytes_ = true;
         // Copying the first part of every large frame out of the area would cost more than reading
         // it into the buffer.
@@ -132,7 +133,7 @@ bool TcpConnection::read_into_area(SocketRead& result) {
         return true;
     }
     const std::size_t n = got.bytes;
-    input_.borrow_front({bytes, n});
+    BufferInternals::lend(input_, {bytes, n});
     read_sizer_.record(n, read_sizer_.reservation());
     result.bytes = n;
     stats_.bytes_in += n;
@@ -146,7 +147,7 @@ TcpConnection::SocketRead TcpConnection::read_socket(std::size_t limit) {
     // a small chunk; a read that fills it is followed by a larger one at once.
     SocketRead result;
     if (read_into_area(result)) return result;
-    evbuffer* in = static_cast<evbuffer*>(input_.native_handle());
+    evbuffer* in = BufferInternals::storage(input_);
     input_may_hold_bytes_ = true;
     while (result.bytes < limit) {
         const std::size_t room = limit - result.bytes;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "buffer_internals.hpp"
 #include "io_scratch.hpp"
 #include "log_rates.hpp"
 #include "output_budget.hpp"
@@ -232,7 +233,7 @@ bool TcpConnection::write_output(std::size_t& left) {
     left = output_.size();
     if (left == 0) return true;
     constexpr int kMaxSlices = 64;
-    evbuffer* out = static_cast<evbuffer*>(output_.native_handle());
+    evbuffer* out = BufferInternals::storage(output_);
     evbuffer_iovec chunks[kMaxSlices];
     const ev_ssize_t want = static_cast<ev_ssize_t>(std::min(left, kMaxSingleRead));
     const int n = std::min(evbuffer_peek(out, want, nullptr, chunks, kMaxSlices), kMaxSlices);

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "buffer_internals.hpp"
 #include "reactor/buffer.hpp"
 
 using reactor::Buffer;
@@ -15,7 +16,7 @@ namespace {
 
 // How many separate chunks (evbuffer chains) hold the bytes.
 int chunk_count(Buffer& buffer) {
-    return evbuffer_peek(static_cast<evbuffer*>(buffer.native_handle()), -1, nullptr, nullptr, 0);
+    return evbuffer_peek(reactor::BufferInternals::storage(buffer), -1, nullptr, nullptr, 0);
 }
 
 // Appends each piece as its own chunk: append(Buffer&) moves chunks without merging them.
@@ -257,7 +258,7 @@ TEST_CASE("a moved-from buffer gives its bytes to the new one") {
 TEST_CASE("borrowed front bytes read like owned ones, and are copied when kept") {
     std::string lent = "GET /a\r\nGET /b\r\nGE";
     Buffer buffer;
-    buffer.borrow_front(lent);
+    reactor::BufferInternals::lend(buffer, lent);
     CHECK(buffer.size() == lent.size());
     CHECK(buffer.contiguous_front().data() == lent.data());  // in place, no copy
     CHECK(buffer.peek(6) == "GET /a");
@@ -274,8 +275,8 @@ TEST_CASE("borrowed front bytes read like owned ones, and are copied when kept")
     buffer.drain(8);
     CHECK(buffer.to_string() == "GE");
 
-    SUBCASE("keep_front copies what is left; the lent memory may then change") {
-        buffer.keep_front();
+    SUBCASE("keep_lent copies what is left; the lent memory may then change") {
+        reactor::BufferInternals::keep_lent(buffer);
         lent.assign(lent.size(), '#');
         CHECK(buffer.to_string() == "GE");
         buffer.append("T /c\r\n");

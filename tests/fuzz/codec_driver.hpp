@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "buffer_internals.hpp"
 #include "fuzz_input.hpp"
 #include "http.hpp"
 #include "reactor/buffer.hpp"
@@ -104,10 +105,10 @@ namespace detail {
 class BufferMap {
   public:
     explicit BufferMap(reactor::Buffer& buffer) {
-        auto* handle = static_cast<evbuffer*>(buffer.native_handle());
+        auto* handle = reactor::BufferInternals::storage(buffer);
         const int n = evbuffer_peek(handle, -1, nullptr, nullptr, 0);
         if (n <= 0) {
-            // Lent bytes (Buffer::borrow_front) are the whole content while the evbuffer is empty.
+            // Lent bytes (BufferInternals::lend) are the whole content while the evbuffer is empty.
             const std::string_view lent = buffer.contiguous_front();
             if (!lent.empty()) segments_.push_back({const_cast<char*>(lent.data()), lent.size()});
             return;
@@ -233,7 +234,7 @@ class CheckingSink final : public reactor::MessageSink {
 
 // Feeds the chunks (which together are `stream`) to a fresh protocol, checking every call. With
 // lend, a chunk that arrives at an empty buffer is lent to it in place, as a connection's small
-// reads are (Buffer::borrow_front), kept when the decode calls for it are done, and its memory
+// reads are (BufferInternals::lend), kept when the decode calls for it are done, and its memory
 // then overwritten.
 inline FeedResult feed_checked(reactor::Protocol& protocol, std::string_view stream,
                                const std::vector<std::string_view>& chunks, bool separate_segments,
@@ -285,7 +286,7 @@ inline FeedResult feed_checked(reactor::Protocol& protocol, std::string_view str
     for (const std::string_view chunk : chunks) {
         if (lend && in.empty()) {
             lent.assign(chunk);
-            in.borrow_front(lent);
+            reactor::BufferInternals::lend(in, lent);
         } else if (separate_segments) {
             reactor::Buffer segment;
             segment.append(chunk);
@@ -299,7 +300,7 @@ inline FeedResult feed_checked(reactor::Protocol& protocol, std::string_view str
             if (!call(false, status)) break;
         }
         if (lend) {
-            in.keep_front();
+            reactor::BufferInternals::keep_lent(in);
             lent.assign(lent.size(), '\xee');
         }
         if (result.failed || result.ended) break;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "buffer_internals.hpp"
 #include "reactor/buffer.hpp"
 #include "reactor/protocol.hpp"
 #include "reactor/protocol_registry.hpp"
@@ -79,7 +80,7 @@ struct FeedResult {
 // chunk becomes its own buffer segment, so frames straddle segment boundaries. Locating an offset
 // in a buffer walks its segments, so for thousands of tiny chunks pass separate_segments = false:
 // the chunks are then copied into the buffer's last segment, as socket reads are. With borrow, a
-// chunk that arrives at an empty buffer is lent to it in place (Buffer::borrow_front), as a
+// chunk that arrives at an empty buffer is lent to it in place (BufferInternals::lend), as a
 // connection's small reads are, and what is left is kept after decoding; the lent memory is then
 // overwritten, so a view that outlived it shows.
 inline FeedResult feed_chunks(reactor::Protocol& protocol,
@@ -93,7 +94,7 @@ inline FeedResult feed_chunks(reactor::Protocol& protocol,
     for (const auto chunk : chunks) {
         if (borrow && in.empty()) {
             lent.assign(chunk);
-            in.borrow_front(lent);
+            reactor::BufferInternals::lend(in, lent);
         } else if (separate_segments) {
             reactor::Buffer segment;
             segment.append(chunk);
@@ -105,7 +106,7 @@ inline FeedResult feed_chunks(reactor::Protocol& protocol,
         const std::size_t before = sink.messages.size();
         const reactor::DecodeOutcome outcome = reactor::decode_all(protocol, in, sink);
         if (borrow) {
-            in.keep_front();
+            reactor::BufferInternals::keep_lent(in);
             lent.assign(lent.size(), '#');
         }
         REQUIRE(outcome.messages == sink.messages.size() - before);

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "buffer_internals.hpp"
 #include "builtin.hpp"
 #include "http.hpp"
 #include "http_date.hpp"
@@ -85,13 +86,13 @@ FeedResult feed(Protocol& protocol, const std::vector<std::string_view>& chunks,
     for (const auto chunk : chunks) {
         if (lend && in.empty()) {
             lent.assign(chunk);
-            in.borrow_front(lent);
+            reactor::BufferInternals::lend(in, lent);
         } else {
             in.append(chunk);
         }
         result.last = reactor::decode_all(protocol, in, sink);
         if (lend) {
-            in.keep_front();
+            reactor::BufferInternals::keep_lent(in);
             lent.assign(lent.size(), '#');
         }
         // A connection decodes nothing after a failure or a last frame.

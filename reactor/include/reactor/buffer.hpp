@@ -45,19 +45,12 @@ class Buffer {
     std::string take(std::size_t n);
     std::string to_string() const;
 
-    // Library-internal, for a connection's input: while the buffer is empty, bytes read elsewhere
-    // can become its content in place, without a copy; keep_front() copies what is left of them
-    // into the buffer's own storage, before the memory they live in is reused. Every other member
-    // sees one sequence of bytes either way; appending keeps the borrowed bytes first.
-    void borrow_front(std::string_view bytes);
-    // Returns how many bytes it copied.
-    std::size_t keep_front();
-    // The evbuffer (made now if there is none yet), without borrowed bytes: call keep_front()
-    // before using it.
-    void* native_handle() { return storage(); }
     Buffer(Buffer&& other) noexcept;
 
   private:
+    friend struct BufferInternals;  // the library's own access (reactor/src/buffer_internals.hpp)
+    void borrow_front(std::string_view bytes);
+    std::size_t keep_front();
     void* storage();  // the evbuffer, made at first use
     void* handle_ = nullptr;
     std::string_view front_;  // borrowed bytes, what is left of them
