@@ -93,9 +93,9 @@ Listener::Listener(EventLoop& loop, const Endpoint& endpoint, int backlog, std::
             }
         }
     }
-    listener_.reset(evconnlistener_new_bind(event_base_of(loop),
-                                            &Listener::on_accept_cb, this, flags, backlog,
-                                            address.get(), static_cast<int>(address.length)));
+    listener_.reset(evconnlistener_new_bind(event_base_of(loop), &Listener::on_accept_cb, this,
+                                            flags, backlog, address.get(),
+                                            static_cast<int>(address.length)));
     if (!listener_) {
         const int err = errno;
         if (port_lock_ >= 0) ::close(port_lock_);

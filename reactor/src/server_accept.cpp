@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "connector.hpp"
+#include "linger.hpp"
 #include "log_rates.hpp"
 #include "loop_internals.hpp"
 #include "plain_transport.hpp"
@@ -77,22 +78,8 @@ RefusedSocket::~RefusedSocket() {
 
 void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
     auto* self = static_cast<RefusedSocket*>(arg);
-    if (what & EV_READ) {
-        char sink[4096];
-        for (int reads = 0; reads < 16; ++reads) {
-            const IoResult got = self->transport->read(sink, sizeof sink);
-            if (got.status == IoResult::Status::ok && got.bytes > 0) continue;
-            if (got.status == IoResult::Status::would_block ||
-                got.status == IoResult::Status::want_write) {
-                break;
-            }
-            end(self->shard, self->fd);  // end of stream, or a reset
-            return;
-        }
-    }
-    // Done once the peer's kernel has the notice and no input waits just now, or at the deadline.
-    if (self->transport->unsent() == 0 ||
-        std::chrono::steady_clock::now() - self->started >= kRefusalLinger) {
+    // Done once the peer's kernel has the notice, the peer is gone, or at the deadline.
+    if (linger_done(*self->transport, what, self->started, kRefusalLinger)) {
         end(self->shard, self->fd);
     }
 }

@@ -251,26 +251,16 @@ void TcpConnection::on_timer(evutil_socket_t, short, void* arg) {
         if (!self->flush_at_deadline()) self->finish();
         return;
     }
-    switch (self->phase_) {
-        case Phase::filtering:
-            log_limited(log_rates::idle_timeout(), "listener=", self->group_->name,
-                        " conn=", self->id_, " peer=", self->peer_, " accept filter timed out");
-            self->reason_ = CloseReason::timeout;
-            self->closing_ = true;
-            self->finish();
-            return;
-        case Phase::handshaking:
-            log_limited(log_rates::idle_timeout(), "listener=", self->group_->name,
-                        " conn=", self->id_, " peer=", self->peer_, " ", self->transport().name(),
-                        " handshake timed out");
-            self->reason_ = CloseReason::timeout;
-            self->closing_ = true;
-            self->finish();
-            return;
-        case Phase::open:
-            self->on_idle();
-            return;
+    if (self->phase_ == Phase::open) {
+        self->on_idle();
+        return;
     }
+    // The accept filter's deadline, or the handshake's.
+    log_limited(log_rates::idle_timeout(), "listener=", self->group_->name, " conn=", self->id_,
+                " peer=", self->peer_, " ",
+                self->phase_ == Phase::filtering ? "accept filter" : "transport handshake",
+                " timed out");
+    self->end_now(CloseReason::timeout);
 }
 
 void TcpConnection::on_idle() {
@@ -303,9 +293,7 @@ bool TcpConnection::read_pending_input() {
 void TcpConnection::fail(const char* operation, int error) {
     log_limited(log_rates::socket_error(), "listener=", group_->name, " conn=", id_, " ", operation,
                 " failed: ", std::strerror(error));
-    reason_ = CloseReason::error;
-    closing_ = true;
-    finish();
+    end_now(CloseReason::error);
 }
 
 }  // namespace reactor

@@ -254,6 +254,11 @@ class TcpConnection final : public Connection, private MessageSink {
     void read_remaining_input();
     // A read or write on the socket failed with errno `error`: closes at once, "reset/error".
     void fail(const char* operation, int error);
+    // Closes at once with `reason`, as close(now) does, from inside the connection's own paths.
+    void end_now(CloseReason reason) {
+        reason_ = reason;
+        finish();
+    }
     // Ends a gracefully closing connection once its output is out (see the definition).
     void linger();
     // The flush deadline passed: writes what the kernel takes now. True when that made progress

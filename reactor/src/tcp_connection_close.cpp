@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "linger.hpp"
 #include "loop_internals.hpp"
 #include "reactor/log.hpp"
 #include "tcp_connection.hpp"
@@ -93,25 +94,7 @@ void TcpConnection::linger() {
 }
 
 void TcpConnection::discard_while_lingering(short what) {
-    if (what & EV_READ) {
-        char sink[16 * 1024];
-        for (int reads = 0; reads < 16; ++reads) {
-            const IoResult got = transport_read(sink, sizeof sink);
-            if (got.status == IoResult::Status::ok && got.bytes > 0) continue;
-            if (got.status == IoResult::Status::would_block ||
-                got.status == IoResult::Status::want_write) {
-                break;
-            }
-            finish();  // the peer's end of stream, or a reset
-            return;
-        }
-    }
-    // Done once the kernel holds none of the output (sent and acknowledged), with no unread input
-    // just now; or at the deadline.
-    if (transport().unsent() == 0 ||
-        std::chrono::steady_clock::now() - last_message_ >= kLingerTimeout) {
-        finish();
-    }
+    if (linger_done(transport(), what, last_message_, kLingerTimeout)) finish();
 }
 
 void TcpConnection::conclude() {

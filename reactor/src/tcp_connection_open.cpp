@@ -34,9 +34,7 @@ void TcpConnection::filter_input() {
         const std::size_t room = std::min(sizeof chunk, budget - stage.bytes.size());
         const ssize_t got = ::read(fd_, chunk, room);
         if (got == 0) {
-            reason_ = CloseReason::peer_closed;
-            closing_ = true;
-            finish();
+            end_now(CloseReason::peer_closed);
             return;
         }
         if (got < 0) {
@@ -89,9 +87,7 @@ void TcpConnection::run_filters() {
 void TcpConnection::reject(const std::string& why) {
     log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
                 " peer=", peer_, " rejected by accept filter ", why);
-    reason_ = CloseReason::rejected;
-    closing_ = true;
-    finish();
+    end_now(CloseReason::rejected);
 }
 
 void TcpConnection::filters_done(std::string_view received) {
@@ -131,9 +127,7 @@ void TcpConnection::advance_handshake() {
             log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
                         " peer=", peer_, " ", transport().name(),
                         " handshake failed: ", step.reason);
-            reason_ = CloseReason::handshake_failed;
-            closing_ = true;
-            finish();
+            end_now(CloseReason::handshake_failed);
             return;
     }
 }
