@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -136,15 +137,32 @@ reactor::ListenOptions filtered(
     return options;
 }
 
+using Filters = std::vector<std::shared_ptr<const reactor::AcceptFilterFactory>>;
+
+// A server whose one echo listener runs the filters make_filters() returns, recording what they
+// saw (log) and the addresses on_open saw (seen).
+struct FilteredServer {
+    explicit FilteredServer(
+        const std::function<Filters(std::shared_ptr<FilterLog>)>& make_filters) {
+        h.listen_primary(filtered(h.events, seen, make_filters(log)));
+    }
+    std::shared_ptr<FilterLog> log = std::make_shared<FilterLog>();
+    OpenedAddresses seen;
+    test::ServerHarness h{test::NoListener{}};  // last: its handlers refer to seen
+};
+
+// The HELLO header filter alone.
+Filters hello(std::shared_ptr<FilterLog> log, std::size_t budget = 64,
+              std::chrono::milliseconds deadline = 5000ms) {
+    return {std::make_shared<HeaderFilterFactory>("HELLO", std::move(log), budget, deadline)};
+}
+
 }  // namespace
 
 TEST_CASE(
     "a filter consumes its header, split across reads at every point, and sets the addresses") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(
-        filtered(h.events, seen, {std::make_shared<HeaderFilterFactory>("HELLO", log)}));
+    FilteredServer server([](auto log) { return hello(log); });
+    auto& [log, seen, h] = server;
     const std::string header = "HELLO 203.0.113.7:4242\r\n";
     const std::string payload = "after the header";
     const std::string all = header + payload;
@@ -173,11 +191,8 @@ TEST_CASE(
 }
 
 TEST_CASE("a connection the filter rejects is closed before on_open and never reaches on_close") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(
-        filtered(h.events, seen, {std::make_shared<HeaderFilterFactory>("HELLO", log)}));
+    FilteredServer server([](auto log) { return hello(log); });
+    auto& [log, seen, h] = server;
     auto client = h.connect();
     REQUIRE(client.send_all("HELP me\r\n"));
     CHECK(client.sees_eof());
@@ -192,11 +207,8 @@ TEST_CASE("a connection the filter rejects is closed before on_open and never re
 }
 
 TEST_CASE("a filter that gets no verdict by its deadline closes the connection") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(
-        filtered(h.events, seen, {std::make_shared<HeaderFilterFactory>("HELLO", log, 64, 150ms)}));
+    FilteredServer server([](auto log) { return hello(log, 64, 150ms); });
+    auto& [log, seen, h] = server;
     auto client = h.connect();
     REQUIRE(client.send_all("HELLO 192.0.2.1"));  // no end of line, ever
     const auto start = std::chrono::steady_clock::now();
@@ -206,11 +218,8 @@ TEST_CASE("a filter that gets no verdict by its deadline closes the connection")
 }
 
 TEST_CASE("a filter that has seen its byte budget without a verdict closes the connection") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(
-        filtered(h.events, seen, {std::make_shared<HeaderFilterFactory>("HELLO", log, 32)}));
+    FilteredServer server([](auto log) { return hello(log, 32); });
+    auto& [log, seen, h] = server;
     auto client = h.connect();
     REQUIRE(client.send_all("HELLO " + std::string(100, '9')));
     // Closed with the rest unread: the kernel resets the connection rather than ending it.
@@ -242,12 +251,11 @@ TEST_CASE("a filter may decide by address alone, before any byte arrives") {
 }
 
 TEST_CASE("filters run in order, each on what the one before left") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(filtered(h.events, seen,
-                              {std::make_shared<HeaderFilterFactory>("ONE", log),
-                               std::make_shared<HeaderFilterFactory>("TWO", log)}));
+    FilteredServer server([](auto log) {
+        return Filters{std::make_shared<HeaderFilterFactory>("ONE", log),
+                       std::make_shared<HeaderFilterFactory>("TWO", log)};
+    });
+    auto& [log, seen, h] = server;
     auto client = h.connect();
     REQUIRE(client.send_all("ONE 192.0.2.1:1\r\nTWO 192.0.2.2:2\r\nbody"));
     const auto got = client.read_exactly(4);
@@ -259,11 +267,8 @@ TEST_CASE("filters run in order, each on what the one before left") {
 }
 
 TEST_CASE("a peer that ends its stream during the filters never reaches on_open") {
-    auto log = std::make_shared<FilterLog>();
-    OpenedAddresses seen;
-    test::ServerHarness h{test::NoListener{}};
-    h.listen_primary(
-        filtered(h.events, seen, {std::make_shared<HeaderFilterFactory>("HELLO", log)}));
+    FilteredServer server([](auto log) { return hello(log); });
+    auto& [log, seen, h] = server;
     auto client = h.connect();
     REQUIRE(client.send_all("HELLO 1"));
     REQUIRE(log->wait_seen(7));
