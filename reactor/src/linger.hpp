@@ -32,6 +32,9 @@ inline bool linger_done(Transport& transport, short what,
             return true;  // the peer's end of stream, or a reset
         }
     }
+    // What the transport still holds of its own (a TLS close_notify) goes out first.
+    const IoResult put = transport.write(nullptr, 0);
+    if (put.status == IoResult::Status::error) return true;
     return transport.unsent() == 0 || std::chrono::steady_clock::now() - started >= limit;
 }
 

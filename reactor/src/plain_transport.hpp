@@ -50,6 +50,7 @@ class PlainTransport final : public Transport {
 
     IoResult write(const IoSlice* slices, std::size_t count) override {
         ssize_t put = 0;
+        if (count == 0) return {};
         if (count == 1) {
             put = ::send(fd_, slices->data, slices->size, MSG_NOSIGNAL);
         } else {

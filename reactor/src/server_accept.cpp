@@ -85,13 +85,16 @@ void RefusedSocket::on_event(evutil_socket_t, short what, void* arg) {
 }
 
 void Server::Impl::refuse(Shard& shard, int fd, const ConnectionGroup& group) {
-    // The notice goes through the listener's transport, when that needs no handshake first (a
-    // TLS client is refused without one). The socket is fresh, so a short notice fits in its
-    // send buffer and a non-blocking write is enough.
-    std::unique_ptr<Transport> transport =
-        group.transport ? group.transport->create() : std::make_unique<PlainTransport>();
+    // The notice goes through the listener's transport, when that needs no handshake first; a
+    // TLS client is refused without one, its socket lingering as a plain one (nothing is
+    // answered). The socket is fresh, so a short notice fits in its send buffer and a
+    // non-blocking write is enough.
+    const bool handshakes = group.transport && group.transport->handshake_timeout().count() > 0;
+    std::unique_ptr<Transport> transport = group.transport && !handshakes
+                                               ? group.transport->create()
+                                               : std::make_unique<PlainTransport>();
     transport->attach(fd, {});
-    if (transport->handshake().status == Transport::Handshake::Status::done) {
+    if (!handshakes && transport->handshake().status == Transport::Handshake::Status::done) {
         const std::string notice = group.protocol->create()->busy_notice();
         if (!notice.empty()) {
             const IoSlice slice{notice.data(), notice.size()};
@@ -185,7 +188,7 @@ void Server::Impl::connection_ended(void* owner, TcpConnection& connection,
 
 ConnectionId Server::Impl::adopt(Shard& shard, int fd, std::string peer,
                                  const std::shared_ptr<ConnectionGroup>& group, bool tcp,
-                                 bool accepted) {
+                                 bool accepted, TcpConnection::OpenedFn opened) {
     if (tcp) {
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -199,6 +202,7 @@ ConnectionId Server::Impl::adopt(Shard& shard, int fd, std::string peer,
         return 0;  // the socket is closed
     }
     auto* raw = conn.get();
+    if (opened) raw->on_opened(std::move(opened));
     shard.live.emplace(id, std::move(conn));
     {
         std::lock_guard lock(ids_mutex);
@@ -290,6 +294,12 @@ void Server::connect(ConnectOptions options,
             if ((*self)->shutting_down.load()) {
                 ::close(fd);
                 if (done) done(0, "server shutting down");
+                return;
+            }
+            // With a handshake, done waits for its end: after on_open, or with why it failed.
+            if (group->transport && group->transport->handshake_timeout().count() > 0) {
+                const ConnectionId id = (*self)->adopt(*shard, fd, peer, group, tcp, false, done);
+                if (id == 0 && done) done(0, "out of memory");
                 return;
             }
             const ConnectionId id = (*self)->adopt(*shard, fd, peer, group, tcp, false);

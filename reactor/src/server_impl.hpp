@@ -175,8 +175,10 @@ struct Server::Impl {
 
     // Makes a connection of an accepted or connected socket on the shard's thread: a new id, the
     // id table, on_open. (server_accept.cpp)
+    // opened: see TcpConnection::on_opened (may be empty).
     ConnectionId adopt(Shard& shard, int fd, std::string peer,
-                       const std::shared_ptr<ConnectionGroup>& group, bool tcp, bool accepted);
+                       const std::shared_ptr<ConnectionGroup>& group, bool tcp, bool accepted,
+                       TcpConnection::OpenedFn opened = {});
     // TcpConnection's EndedFn: retire() or release() on the shard (`owner`).
     static void connection_ended(void* owner, TcpConnection& connection, TcpConnection::Ending how);
 

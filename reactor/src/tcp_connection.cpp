@@ -260,6 +260,8 @@ void TcpConnection::on_timer(evutil_socket_t, short, void* arg) {
                 " peer=", self->peer_, " ",
                 self->phase_ == Phase::filtering ? "accept filter" : "transport handshake",
                 " timed out");
+    self->report_not_opened(self->phase_ == Phase::filtering ? "accept filter timed out"
+                                                             : "transport handshake timed out");
     self->end_now(CloseReason::timeout);
 }
 

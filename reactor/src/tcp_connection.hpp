@@ -105,6 +105,12 @@ class TcpConnection final : public Connection, private MessageSink {
     // Runs the accept filters, then the transport's handshake, then on_open, and starts reading.
     void start();
 
+    // Told once how the opening ended: after on_open with an empty reason, or with why the
+    // connection ended before it (a failed or timed-out handshake). Set before start(); for
+    // outbound connections whose transport has a handshake.
+    using OpenedFn = std::function<void(ConnectionId id, const std::string& failure)>;
+    void on_opened(OpenedFn fn) { opened_ = std::make_unique<OpenedFn>(std::move(fn)); }
+
     ConnectionId id() const override { return id_; }
     const std::string& peer() const override { return peer_; }
     const std::string& local() const override;
@@ -112,6 +118,7 @@ class TcpConnection final : public Connection, private MessageSink {
     const ConnectionStats& stats() const override { return stats_; }
     EventLoop& loop() const override { return loop_; }
     Protocol& protocol() override { return *protocol_; }
+    const TlsInfo* tls() const override { return transport_ ? transport_->tls() : nullptr; }
 
     void send(std::string_view payload) override;
     void send_raw(std::string_view bytes) override;
@@ -259,6 +266,8 @@ class TcpConnection final : public Connection, private MessageSink {
         reason_ = reason;
         finish();
     }
+    // Before on_open: tells on_opened's callback why the connection will not open.
+    void report_not_opened(const std::string& why);
     // Ends a gracefully closing connection once its output is out (see the definition).
     void linger();
     // The flush deadline passed: writes what the kernel takes now. True when that made progress
@@ -281,6 +290,7 @@ class TcpConnection final : public Connection, private MessageSink {
     std::unique_ptr<Protocol> retired_protocol_;
     Buffer input_;
     Buffer output_;
+    std::unique_ptr<OpenedFn> opened_;  // see on_opened(); rare, so kept out of line
     // The listener's transport, when it names one; null: plain_.
     std::unique_ptr<Transport> transport_;
     PlainTransport plain_;
@@ -308,6 +318,7 @@ class TcpConnection final : public Connection, private MessageSink {
     bool eof_pending_ = false;  // the peer's end of stream waits for frames held back by output
     bool read_wants_write_ = false;  // the transport's read waits for the socket to be writable
     bool write_wants_read_ = false;  // the transport's write waits for the socket to be readable
+    bool transport_holds_output_ = false;  // the transport's last write left output of its own
     bool concluded_ = false;
     bool finished_ = false;
     const bool accepted_;  // accepted by a listener (its filters run), not connected out

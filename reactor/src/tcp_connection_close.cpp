@@ -42,7 +42,7 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
         finish();
         return;
     }
-    if (output_.empty()) {
+    if (output_.empty() && !transport_holds_output_) {
         linger();
         return;
     }
@@ -54,12 +54,14 @@ void TcpConnection::close(CloseMode mode, CloseReason reason) {
 bool TcpConnection::flush_at_deadline() {
     if (finished_ || lingering_) return false;
     const std::size_t pending = output_.size();
-    if (pending != 0) {
+    if (pending != 0 || transport_holds_output_) {
         std::size_t left = 0;
+        const bool held = transport_holds_output_;
         if (!write_output(left)) return true;  // failed: finished already
-        if (left == pending) return false;
+        const bool progressed = left < pending || (held && !transport_holds_output_);
+        if (!progressed) return false;
     }
-    if (output_.empty()) {
+    if (output_.empty() && !transport_holds_output_) {
         linger();
     } else {
         arm_timer(kFlushTimeout);
@@ -122,6 +124,7 @@ void TcpConnection::finish() {
     disarm_write();
     if (write_event_) event_del(write_event_.get());  // a deferred flush, if one is queued
     stop_timer();
+    report_not_opened("closed before it opened: " + std::string(to_string(reason_)));
     conclude();
     on_ended_(owner_, *this, Ending::released);
 }

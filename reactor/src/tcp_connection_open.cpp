@@ -127,6 +127,8 @@ void TcpConnection::advance_handshake() {
             log_limited(log_rates::protocol_error(), "listener=", group_->name, " conn=", id_,
                         " peer=", peer_, " ", transport().name(),
                         " handshake failed: ", step.reason);
+            report_not_opened(std::string(transport().name()) +
+                              " handshake failed: " + std::string(step.reason));
             end_now(CloseReason::handshake_failed);
             return;
     }
@@ -143,12 +145,22 @@ void TcpConnection::open() {
     log_limited(log_rates::connection_opened(), "listener=", group_->name, " conn=", id_,
                 " loop=", counters_.loop_index, " opened from ", peer_);
     if (group_->handlers.on_open) guarded("on_open", [&] { group_->handlers.on_open(*this); });
+    if (opened_) {
+        const auto opened = std::move(opened_);
+        (*opened)(id_, {});
+    }
     if (closing_) return;
     if (read_pauses_ == 0) event_add(read_event_.get(), nullptr);
     if (group_->limits.idle_timeout.count() > 0) arm_timer(group_->limits.idle_timeout);
     // Sends queued before on_open (Server::send to a connection in its handshake) go out now.
     if (output_may_hold_bytes_) schedule_flush();
     if (may_hold_input && read_pauses_ == 0) read_and_process();
+}
+
+void TcpConnection::report_not_opened(const std::string& why) {
+    if (!opened_ || phase_ == Phase::open) return;
+    const auto opened = std::move(opened_);
+    (*opened)(0, why);
 }
 
 const std::string& TcpConnection::local() const {

@@ -121,6 +121,7 @@ bool TcpConnection::write_stage(std::size_t& left) {
     if (!bytes.empty()) {
         const IoSlice slice{bytes.data(), bytes.size()};
         const IoResult put = transport_write(&slice, 1);
+        transport_holds_output_ = put.more;
         if (put.status == IoResult::Status::ok) {
             written = put.bytes;
         } else if (put.status == IoResult::Status::error) {
@@ -231,7 +232,7 @@ void TcpConnection::schedule_flush() {
 
 bool TcpConnection::write_output(std::size_t& left) {
     left = output_.size();
-    if (left == 0) return true;
+    if (left == 0 && !transport_holds_output_) return true;
     constexpr int kMaxSlices = 64;
     evbuffer* out = BufferInternals::storage(output_);
     evbuffer_iovec chunks[kMaxSlices];
@@ -246,6 +247,7 @@ bool TcpConnection::write_output(std::size_t& left) {
         total += size;
     }
     const IoResult put = transport_write(slices, static_cast<std::size_t>(count));
+    transport_holds_output_ = put.more;
     switch (put.status) {
         case IoResult::Status::ok:
             evbuffer_drain(out, put.bytes);
@@ -272,11 +274,11 @@ void TcpConnection::flush() {
         if (!write_stage(left) || closing_) return;
     } else {
         if (closing_ || write_armed_) return;
-        if (!output_may_hold_bytes_) return;
+        if (!output_may_hold_bytes_ && !transport_holds_output_) return;
         if (!write_output(left)) return;
         output_may_hold_bytes_ = left != 0;
     }
-    if (left != 0 && !write_wants_read_) arm_write();
+    if ((left != 0 || transport_holds_output_) && !write_wants_read_) arm_write();
     // The kernel took enough: reading resumes below half the high-water mark.
     if (paused_for_output_ && left <= group_->limits.output_high_water / 2) {
         paused_for_output_ = false;
@@ -326,11 +328,12 @@ void TcpConnection::on_writable(evutil_socket_t, short, void* arg) {
     std::size_t left = 0;
     if (!self->write_output(left)) return;
     self->output_may_hold_bytes_ = left != 0;
+    const bool drained = left == 0 && !self->transport_holds_output_;
     if (self->closing_) {
-        if (left == 0) self->linger();
+        if (drained) self->linger();
         return;
     }
-    if (left == 0) self->disarm_write();  // drained: stop watching until a write is partial again
+    if (drained) self->disarm_write();  // stop watching until a write is partial again
     if (self->paused_for_output_ && left <= self->group_->limits.output_high_water / 2) {
         self->paused_for_output_ = false;
         self->resume_reading();

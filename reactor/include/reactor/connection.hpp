@@ -10,6 +10,7 @@
 #include "reactor/frame_output.hpp"
 #include "reactor/function_ref.hpp"
 #include "reactor/message.hpp"
+#include "reactor/transport.hpp"
 
 namespace reactor {
 
@@ -18,17 +19,18 @@ class Protocol;
 
 // Why a connection closed; reaches the application's on_close.
 enum class CloseReason {
-    peer_closed,      // the peer closed its side
-    error,            // reset or socket error
-    timeout,          // idle timeout
-    protocol_error,   // the protocol rejected the input
-    output_overflow,  // the peer would not read its replies
-    app_closed,       // the application closed it (Connection::close: a QUIT)
-    kicked,           // closed through Server::close(id): an operator, another connection
-    shutdown,         // the server is stopping
-    rejected,         // an accept filter rejected it (or it broke a filter's byte budget)
-    handshake_failed, // its transport's handshake failed (TLS: no shared cipher, a bad certificate)
-    protocol_done,    // the protocol ended it after a last reply (HTTP "Connection: close")
+    peer_closed,       // the peer closed its side
+    error,             // reset or socket error
+    timeout,           // idle timeout
+    protocol_error,    // the protocol rejected the input
+    output_overflow,   // the peer would not read its replies
+    app_closed,        // the application closed it (Connection::close: a QUIT)
+    kicked,            // closed through Server::close(id): an operator, another connection
+    shutdown,          // the server is stopping
+    rejected,          // an accept filter rejected it (or it broke a filter's byte budget)
+    handshake_failed,  // its transport's handshake failed (TLS: no shared cipher, a bad
+                       // certificate)
+    protocol_done,     // the protocol ended it after a last reply (HTTP "Connection: close")
 };
 std::string_view to_string(CloseReason reason);
 
@@ -68,6 +70,9 @@ class Connection {
     virtual const ConnectionStats& stats() const = 0;
     virtual EventLoop& loop() const = 0;
     virtual Protocol& protocol() = 0;
+    // What TLS negotiated (version, ALPN, SNI name, the client certificate's subject); null on a
+    // connection without TLS.
+    virtual const TlsInfo* tls() const = 0;
 
     // Frames payload with the connection's protocol and queues it. Ignored once closing.
     virtual void send(std::string_view payload) = 0;

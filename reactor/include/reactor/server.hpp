@@ -118,9 +118,9 @@ class Server {
     // Throws std::system_error when the address cannot be bound.
     Endpoint listen(ListenOptions options);
 
-    // Opens an outbound connection; done(id, "") once connected (after on_open; with a transport
-    // that has a handshake, once the handshake has begun: on_open follows it), or done(0, error)
-    // on failure or timeout.
+    // Opens an outbound connection; done(id, "") once connected and after on_open (with a
+    // transport that has a handshake, after it), or done(0, error) on failure or timeout (the
+    // connect's, or the handshake's: then error says why, e.g. the server's certificate).
     void connect(ConnectOptions options,
                  std::function<void(ConnectionId, const std::string& error)> done);
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace reactor {
@@ -28,7 +29,22 @@ struct IoResult {
     int error = 0;
     // read: more bytes can be read now without waiting for the socket (a transport that holds
     // decrypted bytes). A read that filled its room is followed by another either way.
+    // write: the transport holds output of its own that the socket did not take (sealed TLS
+    // records): the connection waits until the socket is writable and calls write() again, with
+    // no slices if it has nothing new, until a write returns more == false.
     bool more = false;
+};
+
+// What a TLS transport negotiated, once its handshake is done. The views stay valid while the
+// connection lives.
+struct TlsInfo {
+    std::string_view version;      // "TLSv1.3"
+    std::string_view cipher;       // "TLS_AES_128_GCM_SHA256"
+    std::string_view alpn;         // the protocol ALPN chose; empty: none
+    std::string_view server_name;  // the name the client asked for (SNI); empty: none
+    // The peer's certificate subject (RFC 2253), when it sent one that verified; empty otherwise.
+    std::string peer_subject;
+    bool resumed = false;  // the handshake resumed an earlier session
 };
 
 // The layer between a connection's socket and its protocol: the connection reads its input and
@@ -45,8 +61,9 @@ struct IoResult {
 //     until done or failed. on_open runs only after done; the factory's handshake_timeout()
 //     bounds the whole handshake (the connection closes with reason "timeout").
 //  3. read() and write(), as the socket is ready and output is pending.
-//  4. shutdown_write() once the last output is written (a graceful close), then unsent() until it
-//     is zero (or a deadline), while read() drains and drops the peer's late bytes.
+//  4. shutdown_write() once the last output is written (a graceful close), then write() with no
+//     slices and unsent() until it is zero (or a deadline), while read() drains and drops the
+//     peer's late bytes.
 //  5. close(), exactly once, before the transport is destroyed.
 class Transport {
   public:
@@ -70,7 +87,8 @@ class Transport {
     // Writes the slices in order, as much as it can now; bytes counts what it took (a transport
     // that frames output, such as TLS, takes whole slices' bytes once they are sealed).
     virtual IoResult write(const IoSlice* slices, std::size_t count) = 0;
-    // Ends this side's stream after the last write. False when that failed: the connection then
+    // Ends this side's stream after the last write (TLS: close_notify first; what the socket does
+    // not take yet goes out through later writes). False when that failed: the connection then
     // closes without lingering.
     virtual bool shutdown_write() = 0;
     // Bytes written that the peer has not received yet (for TCP, the kernel's send queue): a
@@ -82,6 +100,8 @@ class Transport {
 
     // "tcp", "tls", ...: for logs and listings.
     virtual std::string_view name() const = 0;
+    // What TLS negotiated; null for a transport without TLS, or before its handshake is done.
+    virtual const TlsInfo* tls() const { return nullptr; }
 };
 
 // Makes the transport of each connection of a listener or of an outbound connection; shared by
@@ -91,7 +111,8 @@ class TransportFactory {
     virtual ~TransportFactory() = default;
     virtual std::string_view name() const = 0;
     virtual std::unique_ptr<Transport> create() const = 0;
-    // The longest a handshake may take; zero: the transport has none.
+    // The longest a handshake may take; zero: the transport has none, and a client refused at
+    // max_connections gets the protocol's busy notice through it (with one, it gets nothing).
     virtual std::chrono::milliseconds handshake_timeout() const { return {}; }
 };
 
