@@ -6,13 +6,16 @@
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reactor/config_error.hpp"
 #include "reactor/endpoint.hpp"
 #include "reactor/log.hpp"
 #include "reactor/server.hpp"
+#include "reactor/tls.hpp"
 
 namespace reactord {
 
@@ -28,7 +31,15 @@ struct ListenerConfig {
     nlohmann::json app_options;  // the app object without "name"
     reactor::ConnectionLimits limits;
     std::size_t max_frame = 1 << 20;
+    // "tls": the listener's certificates and TLS options; the files are loaded by make_plan().
+    std::optional<reactor::TlsServerOptions> tls;
+    // How the library's option paths read in this config ("certificates[0]" written as the
+    // object's own "cert" and "key" is ""): see tls_config_path().
+    std::vector<std::pair<std::string, std::string>> tls_paths;
 };
+
+// The config's JSON path, below "tls", of a reactor::TlsServer option path.
+std::string tls_config_path(const ListenerConfig& listener, const std::string& option_path);
 
 struct AdminConfig {
     bool enabled = false;

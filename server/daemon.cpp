@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <system_error>
@@ -75,12 +77,21 @@ Plan make_plan(const Config& config, const reactor::ProtocolRegistry& registry) 
         } catch (const ConfigError& e) {
             throw e.prefixed(path + ".app");
         }
+        if (lc.tls) {
+            try {
+                entry.tls = std::make_shared<reactor::TlsServer>(*lc.tls);
+            } catch (const ConfigError& e) {
+                throw ConfigError(tls_config_path(lc, e.path()), e.problem())
+                    .prefixed(path + ".tls");
+            }
+        }
         plan.listeners.push_back(std::move(entry));
     }
     return plan;
 }
 
-Daemon::Daemon(const Config& config, Plan plan) : config_(config), plan_(std::move(plan)) {
+Daemon::Daemon(const Config& config, Plan plan, std::string config_path)
+    : config_(config), plan_(std::move(plan)), config_path_(std::move(config_path)) {
     server_ = std::make_unique<reactor::Server>(loop_, config.threads);
     server_->set_output_budget(config.output_budget);
 }
@@ -114,6 +125,7 @@ int Daemon::run(bool console) {
         options.limits = entry.config.limits;
         options.accept = entry.config.accept;
         options.share_port = entry.config.share_port;
+        if (entry.tls) options.transport = entry.tls->factory();
         options.handlers.on_open = [app, stats](reactor::Connection& conn) {
             stats->opened();
             app->on_open(conn);
@@ -161,8 +173,12 @@ int Daemon::run(bool console) {
     loop_.on_signal(SIGTERM, [this] { begin_shutdown(); });
     // Their default action ends the process: an operator's habit (a reload, a log reopen) must
     // not take the server down. main() ignores them until here, and SIGPIPE for good.
+    const bool has_tls = std::any_of(plan_.listeners.begin(), plan_.listeners.end(),
+                                     [](const Plan::Listener& l) { return l.tls != nullptr; });
+    if (has_tls) loop_.on_signal(SIGHUP, [this] { reload_tls(); });
     for (const auto& [signo, name] : {std::pair{SIGHUP, "SIGHUP"}, std::pair{SIGUSR1, "SIGUSR1"},
                                       std::pair{SIGUSR2, "SIGUSR2"}}) {
+        if (signo == SIGHUP && has_tls) continue;
         loop_.on_signal(signo, [name = name] {
             reactor::log(reactor::LogLevel::warn, name,
                          " ignored: reactord reloads nothing; SIGTERM stops it");
@@ -173,6 +189,49 @@ int Daemon::run(bool console) {
     loop_.run();
     reactor::log(reactor::LogLevel::info, "reactord stopped");
     return 0;
+}
+
+void Daemon::reload_tls() {
+    // Only certificates and TLS options change; the rest of the file is read but not applied.
+    Config fresh;
+    bool have_fresh = false;
+    if (!config_path_.empty()) {
+        std::ifstream in(config_path_, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        try {
+            if (!in) throw ConfigError("", "cannot read the file");
+            fresh = parse_config(text);
+            have_fresh = true;
+        } catch (const ConfigError& e) {
+            reactor::log(reactor::LogLevel::error, "SIGHUP: ", config_path_, ": ", e.describe(),
+                         ": TLS certificates not reloaded, the old ones stay");
+            return;
+        }
+    }
+    for (std::size_t i = 0; i < plan_.listeners.size(); ++i) {
+        Plan::Listener& entry = plan_.listeners[i];
+        if (!entry.tls) continue;
+        // The listener of the same name in the file as it is now; gone or without TLS there:
+        // its own files again (a renewed certificate at the same path).
+        const ListenerConfig* now = &entry.config;
+        if (have_fresh) {
+            for (const auto& l : fresh.listeners) {
+                if (l.name == entry.config.name && l.tls) now = &l;
+            }
+        }
+        const std::string path =
+            i < config_.listeners.size() ? "listeners[" + std::to_string(i) + "]" : "admin";
+        try {
+            entry.tls->reload(*now->tls);
+            reactor::log(reactor::LogLevel::info, "listener=", entry.config.name,
+                         " TLS certificates reloaded for new handshakes");
+        } catch (const ConfigError& e) {
+            const ConfigError at =
+                ConfigError(tls_config_path(*now, e.path()), e.problem()).prefixed(path + ".tls");
+            reactor::log(reactor::LogLevel::error, "listener=", entry.config.name,
+                         " TLS reload failed, the old certificates stay: ", at.describe());
+        }
+    }
 }
 
 void Daemon::begin_shutdown() {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "apps/admin_commands.hpp"
@@ -22,6 +23,7 @@ struct Plan {
         ListenerConfig config;
         std::shared_ptr<const reactor::ProtocolFactory> protocol;
         std::function<std::unique_ptr<App>(AppContext&)> make_app;
+        std::shared_ptr<reactor::TlsServer> tls;  // its certificates loaded; null: plain TCP
     };
     std::vector<Listener> listeners;
 };
@@ -40,7 +42,8 @@ struct StartError : std::runtime_error {
 
 class Daemon {
   public:
-    Daemon(const Config& config, Plan plan);
+    // config_path: the file config came from, re-read on SIGHUP; empty: the embedded default.
+    Daemon(const Config& config, Plan plan, std::string config_path = {});
     ~Daemon();
 
     // Binds every listener (throws StartError), then serves until SIGINT/SIGTERM.
@@ -50,9 +53,13 @@ class Daemon {
   private:
     void start_console();
     void begin_shutdown();
+    // SIGHUP: loads the TLS listeners' certificates again, from the config file as it is now;
+    // a listener whose new TLS options fail keeps its old ones, and the log says why.
+    void reload_tls();
 
     const Config& config_;
     Plan plan_;
+    std::string config_path_;
     reactor::EventLoop loop_;
     std::unique_ptr<reactor::Server> server_;
     Stats stats_;

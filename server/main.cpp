@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
     }
 
     try {
-        reactord::Daemon daemon(config, std::move(plan));
+        reactord::Daemon daemon(config, std::move(plan), config_path);
         return daemon.run(console);
     } catch (const reactord::StartError& e) {
         std::fprintf(stderr, "reactord: %s: %s\n", source.c_str(), e.what());

@@ -266,7 +266,8 @@ Endpoint Server::listen(ListenOptions options) {
         where = local;  // port 0: the other loops bind the port the first one got
     }
     log(LogLevel::info, "listener=", options.name, " listening on ", local.to_string(), " (",
-        group->protocol->name(), ", ", impl->shards.size(),
+        group->protocol->name(), group->transport ? " over " : "",
+        group->transport ? group->transport->name() : "", ", ", impl->shards.size(),
         per_loop ? " loops, reuseport)" : " loops)");
     return local;
 }
