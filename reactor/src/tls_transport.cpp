@@ -340,29 +340,52 @@ IoResult TlsTransport::write(const IoSlice* slices, std::size_t count) {
         }
     }
     if (socket_error_ != 0) return {0, IoResult::Status::error, socket_error_};
-    // Small slices are gathered, so that the replies of one pass share records.
+    // Small slices are gathered, so that the replies of one pass share records; a large one is
+    // sealed a record at a time. Sealing stops as soon as the socket leaves bytes over: what the
+    // transport holds stays within a record or two, and the rest waits in the connection's output,
+    // where output_high_water and output_limit see it.
     thread_local char gathered[kGather];
     std::size_t gathered_size = 0;
     std::size_t taken = 0;
-    for (std::size_t i = 0; i < count; ++i) {
+    bool stopped = false;
+    for (std::size_t i = 0; i < count && !stopped; ++i) {
         const auto* bytes = static_cast<const char*>(slices[i].data);
         const std::size_t size = slices[i].size;
         if (size == 0) continue;
         if (count > 1 && size < kSmallSlice) {
             if (gathered_size + size > kGather) {
                 if (!seal(gathered, gathered_size)) break;
+                taken += gathered_size;
                 gathered_size = 0;
+                if (!held_.empty()) break;
             }
             std::memcpy(gathered + gathered_size, bytes, size);
             gathered_size += size;
-        } else {
-            if (gathered_size != 0 && !seal(gathered, gathered_size)) break;
-            gathered_size = 0;
-            if (!seal(bytes, size)) break;
+            continue;
         }
-        taken += size;
+        if (gathered_size != 0) {
+            if (!seal(gathered, gathered_size)) break;
+            taken += gathered_size;
+            gathered_size = 0;
+            if (!held_.empty()) break;
+        }
+        for (std::size_t done = 0; done < size;) {
+            const std::size_t record = std::min(kGather, size - done);
+            if (!seal(bytes + done, record)) {
+                stopped = true;
+                break;
+            }
+            done += record;
+            taken += record;
+            if (!held_.empty()) {
+                stopped = true;
+                break;
+            }
+        }
     }
-    if (gathered_size != 0) seal(gathered, gathered_size);
+    if (gathered_size != 0 && socket_error_ == 0 && seal(gathered, gathered_size)) {
+        taken += gathered_size;
+    }
     if (socket_error_ != 0) return {0, IoResult::Status::error, socket_error_};
     IoResult result{taken, IoResult::Status::ok};
     result.more = !held_.empty();

@@ -60,8 +60,7 @@ void add_extension(X509* cert, X509* issuer, int nid, const std::string& value) 
 }
 
 // A certificate for key, named common_name; issuer null: self-signed.
-CertPtr make_cert(EVP_PKEY* key, const std::string& common_name, X509* issuer, EVP_PKEY* issuer_key,
-                  long serial) {
+CertPtr make_cert(EVP_PKEY* key, const std::string& common_name, X509* issuer, long serial) {
     CertPtr cert(X509_new());
     check(cert != nullptr, "X509_new");
     X509_set_version(cert.get(), 2);
@@ -101,7 +100,7 @@ struct TestPki::Authority {
 
 TestPki::TestPki() : authority_(std::make_unique<Authority>()) {
     authority_->key = make_key(KeyType::ecdsa);
-    authority_->cert = make_cert(authority_->key.get(), "reactor test CA", nullptr, nullptr, 1);
+    authority_->cert = make_cert(authority_->key.get(), "reactor test CA", nullptr, 1);
     X509* ca = authority_->cert.get();
     add_extension(ca, ca, NID_basic_constraints, "critical,CA:TRUE");
     add_extension(ca, ca, NID_key_usage, "critical,keyCertSign,cRLSign");
@@ -118,7 +117,7 @@ reactor::TlsCertificate TestPki::issue(const std::string& common_name,
     const int n = ++issued_;
     KeyPtr key = make_key(type);
     X509* ca = authority_->cert.get();
-    CertPtr cert = make_cert(key.get(), common_name, ca, authority_->key.get(), 100 + n);
+    CertPtr cert = make_cert(key.get(), common_name, ca, 100 + n);
     add_extension(cert.get(), ca, NID_basic_constraints, "critical,CA:FALSE");
     add_extension(cert.get(), ca, NID_ext_key_usage, "serverAuth,clientAuth");
     add_extension(cert.get(), ca, NID_authority_key_identifier, "keyid");
@@ -138,7 +137,7 @@ reactor::TlsCertificate TestPki::issue(const std::string& common_name,
 reactor::TlsCertificate TestPki::self_signed(const std::string& common_name) {
     const int n = ++issued_;
     KeyPtr key = make_key(KeyType::ecdsa);
-    CertPtr cert = make_cert(key.get(), common_name, nullptr, nullptr, 100 + n);
+    CertPtr cert = make_cert(key.get(), common_name, nullptr, 100 + n);
     add_extension(cert.get(), cert.get(), NID_subject_alt_name, "DNS:" + common_name);
     sign(cert.get(), key.get());
     reactor::TlsCertificate files{dir_.file("cert" + std::to_string(n) + ".pem"),
@@ -257,6 +256,23 @@ ReadResult TlsTestClient::read_until_close() {
         ERR_clear_error();
         return result;
     }
+}
+
+bool TlsTestClient::renegotiate_refused() {
+    if (SSL_renegotiate(ssl_) != 1) return false;
+    ERR_clear_error();
+    const int done = SSL_do_handshake(ssl_);
+    if (done == 1) {
+        // Sent; the server's answer comes with the next read: an alert, or a new handshake.
+        char byte;
+        std::size_t got = 0;
+        const bool read = SSL_read_ex(ssl_, &byte, 1, &got) == 1;
+        const bool renegotiated = SSL_renegotiate_pending(ssl_) == 0 && read;
+        ERR_clear_error();
+        return !renegotiated;
+    }
+    ERR_clear_error();
+    return true;
 }
 
 void TlsTestClient::close_notify() {

@@ -73,6 +73,9 @@ class TlsTestClient {
     ReadResult read_exactly(std::size_t n);
     // Reads until the server ends the TLS stream: complete when it sent close_notify.
     ReadResult read_until_close();
+    // TLS 1.2: asks for a renegotiation and reads; true when the server refused it (a
+    // no_renegotiation alert, or the connection ended) rather than renegotiating.
+    bool renegotiate_refused();
     // Sends close_notify (the server reads the end of the stream).
     void close_notify();
 

@@ -539,3 +539,67 @@ TEST_CASE("outbound: tls_client verifies the server by CA and name, and speaks t
     options.ca_file = pki.file("absent.pem");
     CHECK_THROWS_AS(reactor::tls_client(options), reactor::ConfigError);
 }
+
+TEST_CASE("output limits see what TLS has not sent: a client that never reads is closed") {
+    test::TestPki pki;
+    auto tls = std::make_shared<TlsServer>(server_options(pki));
+    test::ServerHarness harness{test::NoListener{}};
+    reactor::ListenOptions listen;
+    listen.endpoint = reactor::Endpoint::parse("127.0.0.1:0");
+    listen.transport = tls->factory();
+    listen.limits.output_limit = 2 << 20;
+    listen.limits.output_high_water = 64 << 20;  // never reached: the limit acts first
+    listen.handlers = test::echo_handlers(harness.events);
+    // Every byte received is answered with 64 KiB (raw framing may join requests), which the
+    // client never reads.
+    listen.handlers.on_message = [](reactor::Connection& conn, reactor::Message& message) {
+        for (std::size_t i = 0; i < message.payload.size(); ++i) {
+            conn.send(std::string(64 * 1024, 'x'));
+        }
+    };
+    harness.listen_primary(std::move(listen));
+    TlsTestClient client(harness.endpoint, verified(pki));
+    REQUIRE_MESSAGE(client.handshake_ok(), client.error());
+    const auto id = harness.events.wait_nth_open(0);
+    // Requests as one burst: the server answers until its pending output passes the limit (the
+    // transport holds at most a record or two of it; the rest waits in the connection's output).
+    for (int i = 0; i < 64 && client.send_all("more"); ++i) {
+    }
+    const auto reason = harness.events.wait_close_of(id);
+    REQUIRE(reason.has_value());
+    CHECK(*reason == reactor::CloseReason::output_overflow);
+}
+
+TEST_CASE("a handshake dripped a byte at a time is cut off by the handshake deadline") {
+    test::TestPki pki;
+    TlsServerOptions options = server_options(pki);
+    options.handshake_timeout = 400ms;
+    TlsEcho server(options);
+    auto client = server.harness.connect();
+    // A ClientHello record header announcing 512 bytes, then a byte every 50 ms.
+    const std::string header("\x16\x03\x01\x02\x00\x01", 6);
+    bool closed = false;
+    for (std::size_t i = 0; i < 200 && !closed; ++i) {
+        const char byte = i < header.size() ? header[i] : '\0';
+        if (!client.send_all(std::string_view(&byte, 1), 50ms)) closed = true;
+        const auto got = client.read_exactly(1, 50ms);
+        if (got.end == test::ReadEnd::eof || got.end == test::ReadEnd::error) closed = true;
+    }
+    CHECK(closed);  // within 200 x 50 ms at most; the deadline is 400 ms
+    CHECK(server.harness.events.open_count() == 0);
+}
+
+TEST_CASE("a client that asks to renegotiate is refused and the server goes on") {
+    test::TestPki pki;
+    TlsEcho server(server_options(pki));
+    TlsClientSetup setup = verified(pki);
+    setup.max_version = TLS1_2_VERSION;
+    auto client = server.client(setup);
+    REQUIRE_MESSAGE(client->handshake_ok(), client->error());
+    REQUIRE(round_trip(*client, "before"));
+    CHECK(client->renegotiate_refused());
+    // Others are served.
+    auto other = server.client(verified(pki));
+    REQUIRE_MESSAGE(other->handshake_ok(), other->error());
+    CHECK(round_trip(*other, "after"));
+}
