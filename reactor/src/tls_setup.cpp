@@ -6,9 +6,11 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -60,23 +62,63 @@ std::string alpn_wire(const std::string& path, const std::vector<std::string>& n
     return wire;
 }
 
+// The leaf certificate of a PEM chain file, and a PEM private key, each read by itself: so a key
+// is checked against its own certificate, not against whichever pair of the context has its type.
+struct Leaf {
+    X509* cert = nullptr;
+    EVP_PKEY* key = nullptr;
+    ~Leaf() {
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+};
+
+void read_pair(const std::string& at, const TlsCertificate& pair, Leaf& out) {
+    ERR_clear_error();
+    if (BIO* in = BIO_new_file(pair.cert_file.c_str(), "r")) {
+        out.cert = PEM_read_bio_X509(in, nullptr, nullptr, nullptr);
+        BIO_free(in);
+    }
+    if (out.cert == nullptr) {
+        fail(at + ".cert", "cannot load certificate " + pair.cert_file + ": " + openssl_errors());
+    }
+    if (BIO* in = BIO_new_file(pair.key_file.c_str(), "r")) {
+        out.key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
+        BIO_free(in);
+    }
+    if (out.key == nullptr) {
+        fail(at + ".key", "cannot load key " + pair.key_file + ": " + openssl_errors());
+    }
+    if (X509_check_private_key(out.cert, out.key) != 1) {
+        ERR_clear_error();
+        fail(at + ".key", "key " + pair.key_file + " does not match certificate " + pair.cert_file);
+    }
+}
+
 void load_certificates(SSL_CTX* ctx, const std::string& path,
                        const std::vector<TlsCertificate>& certificates) {
     if (certificates.empty()) fail(path, "at least one certificate and key are needed");
+    std::vector<int> key_types;
     for (std::size_t i = 0; i < certificates.size(); ++i) {
         const std::string at = path + "[" + std::to_string(i) + "]";
         const TlsCertificate& pair = certificates[i];
         check_readable(at + ".cert", pair.cert_file);
         check_readable(at + ".key", pair.key_file);
+        Leaf leaf;
+        read_pair(at, pair, leaf);
+        // A context holds one pair per key type: a second of the same type would replace the first.
+        const int type = EVP_PKEY_get_base_id(leaf.key);
+        if (std::find(key_types.begin(), key_types.end(), type) != key_types.end()) {
+            fail(at, "a second " + std::string(OBJ_nid2sn(type)) +
+                         " certificate: each key type (ECDSA, RSA) can be given once");
+        }
+        key_types.push_back(type);
         ERR_clear_error();
         if (SSL_CTX_use_certificate_chain_file(ctx, pair.cert_file.c_str()) != 1) {
             fail(at + ".cert",
                  "cannot load certificate " + pair.cert_file + ": " + openssl_errors());
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, pair.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-            fail(at + ".key", "cannot load key " + pair.key_file + ": " + openssl_errors());
-        }
-        if (SSL_CTX_check_private_key(ctx) != 1) {
+        if (SSL_CTX_use_PrivateKey(ctx, leaf.key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
             fail(at + ".key", "key " + pair.key_file + " does not match certificate " +
                                   pair.cert_file + ": " + openssl_errors());
         }

@@ -423,6 +423,7 @@ TEST_CASE("options that cannot work are errors naming the option and OpenSSL's r
     test::TestPki pki;
     const reactor::TlsCertificate good = pki.issue("localhost", {"localhost"});
     const reactor::TlsCertificate other = pki.issue("other", {"other"});
+    const reactor::TlsCertificate rsa = pki.issue("rsa", {"rsa"}, test::KeyType::rsa);
     struct Case {
         std::string path;
         std::function<void(TlsServerOptions&)> change;
@@ -440,6 +441,14 @@ TEST_CASE("options that cannot work are errors naming the option and OpenSSL's r
         {"certificates[0].cert",
          [&](TlsServerOptions& o) {
              o.certificates = {{good.key_file, good.key_file}};
+         }},
+        {"certificates[1].key",
+         [&](TlsServerOptions& o) {
+             o.certificates = {good, {rsa.cert_file, good.key_file}};
+         }},
+        {"certificates[1]",
+         [&](TlsServerOptions& o) {
+             o.certificates = {good, other};
          }},
         {"min_version", [](TlsServerOptions& o) { o.min_version = "1.1"; }},
         {"ciphers", [](TlsServerOptions& o) { o.ciphers = "RC4-MD5"; }},
