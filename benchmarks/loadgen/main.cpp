@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "reactor/config_error.hpp"
 #include "report.hpp"
 #include "settings.hpp"
 #include "worker.hpp"
@@ -50,7 +51,13 @@ int main(int argc, char** argv) {
                                    : std::max<std::uint64_t>(
                                          1, settings.requests * (first + n) / settings.connections -
                                                 settings.requests * first / settings.connections);
-        workers.push_back(std::make_unique<loadgen::Worker>(settings, workload, first, n, budget));
+        try {
+            workers.push_back(
+                std::make_unique<loadgen::Worker>(settings, workload, first, n, budget));
+        } catch (const reactor::ConfigError& e) {
+            std::fprintf(stderr, "loadgen: --tls-ca: %s\n", e.problem().c_str());
+            return 2;
+        }
         first += n;
     }
     for (auto& w : workers) w->start();

@@ -33,6 +33,8 @@ void usage(std::FILE* to) {
         "  --connect-concurrency N  connects in progress at once per thread (default 256)\n"
         "  --key KEY           key for resp-set/resp-get (default loadgen:key)\n"
         "  --path PATH         target for http-get (default /)\n"
+        "  --tls               speak TLS (1.2 or 1.3; each connect is a full handshake)\n"
+        "  --tls-ca FILE       with --tls: verify the server against this CA and the host address\n"
         "  --json              print the result as JSON\n"
         "  --quiet             no progress lines on stderr\n");
 }
@@ -116,6 +118,10 @@ Settings parse_settings(int argc, char** argv) {
             s.key = value();
         } else if (arg == "--path") {
             s.path = value();
+        } else if (arg == "--tls") {
+            s.tls = true;
+        } else if (arg == "--tls-ca") {
+            s.tls_ca = value();
         } else if (arg == "--json") {
             s.json = true;
         } else if (arg == "--quiet" || arg == "-q") {
@@ -125,6 +131,7 @@ Settings parse_settings(int argc, char** argv) {
         }
     }
     if (s.port == 0) fail("--port is required");
+    if (!s.tls_ca.empty() && !s.tls) fail("--tls-ca needs --tls");
     if (!is_loopback(s.host)) fail("--host must be a loopback address");
     if (s.threads > s.connections) s.threads = s.connections;
     if (s.requests != 0 && !duration_given) s.duration = std::chrono::seconds(120);

@@ -26,6 +26,9 @@ struct Settings {
     std::chrono::milliseconds grace{5000};  // after the deadline, wait this long for replies
     std::string key = "loadgen:key";
     std::string path = "/";
+    bool tls = false;    // connect through TLS (reactor's tls_client)
+    std::string tls_ca;  // verify the server's certificate against this CA for the host
+                         // address; empty: no verification
     bool json = false;
     bool progress = true;
 };

@@ -6,6 +6,7 @@
 
 #include "reactor/connection.hpp"
 #include "reactor/endpoint.hpp"
+#include "reactor/tls.hpp"
 
 namespace loadgen {
 
@@ -57,6 +58,14 @@ Worker::Worker(const Settings& settings, const Workload& workload, std::size_t f
       workload_(workload),
       budget_(budget == 0 ? kUnlimited : budget),
       loop_(std::make_unique<reactor::EventLoop>()) {
+    // Made here, on the caller's thread: a CA that cannot be read throws ConfigError to main().
+    if (settings_.tls) {
+        reactor::TlsClientOptions tls;
+        tls.verify = !settings_.tls_ca.empty();
+        tls.ca_file = settings_.tls_ca;
+        tls.server_name = settings_.host;  // an address: verified as one, never sent as SNI
+        transport_ = reactor::tls_client(tls);
+    }
     for (std::size_t i = 0; i < connections; ++i) {
         auto slot = std::make_unique<Slot>();
         slot->index = first_connection + i;
@@ -121,6 +130,7 @@ void Worker::connect(Slot& slot) {
     options.endpoint = reactor::Endpoint::tcp(settings_.host, settings_.port);
     options.timeout = settings_.connect_timeout;
     options.protocol = workload_.replies;
+    options.transport = transport_;
     Slot* s = &slot;
     options.handlers.on_open = [this, s](reactor::Connection& conn) {
         s->conn = &conn;

@@ -97,6 +97,7 @@ class Worker {
     std::thread thread_;
     std::unique_ptr<reactor::EventLoop> loop_;
     std::unique_ptr<reactor::Server> server_;
+    std::shared_ptr<const reactor::TransportFactory> transport_;  // --tls; null: plain TCP
     std::promise<std::size_t> connected_promise_;
     std::future<std::size_t> connected_future_;
 
