@@ -15,6 +15,7 @@ void register_builtin(ProtocolRegistry& registry) {
     registry.add("length", &make_length);
     registry.add("resp", &make_resp);
     registry.add("http", &make_http);
+    registry.add("websocket", &make_websocket);
 }
 
 }  // namespace reactor::protocols

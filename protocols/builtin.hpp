@@ -12,8 +12,9 @@ std::shared_ptr<const ProtocolFactory> make_line(const ProtocolConfig& config);
 std::shared_ptr<const ProtocolFactory> make_length(const ProtocolConfig& config);
 std::shared_ptr<const ProtocolFactory> make_resp(const ProtocolConfig& config);
 std::shared_ptr<const ProtocolFactory> make_http(const ProtocolConfig& config);
+std::shared_ptr<const ProtocolFactory> make_websocket(const ProtocolConfig& config);
 
-// Registers raw, line, length, resp and http.
+// Registers raw, line, length, resp, http and websocket.
 void register_builtin(ProtocolRegistry& registry);
 
 }  // namespace reactor::protocols

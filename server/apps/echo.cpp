@@ -1,11 +1,13 @@
 #include "apps/builtin_apps.hpp"
+#include "websocket.hpp"
 
 namespace reactord {
 
 namespace {
-// Replies with each message, framed again by the listener's protocol. A frame skipped by the
-// protocol (line's "too_long": "report") gets no reply; a payload the framing cannot send back
-// (a length field narrower than what the decoder accepts) is the peer's protocol error.
+// Replies with each message, framed again by the listener's protocol (a WebSocket binary
+// message as binary). A frame skipped by the protocol (line's "too_long": "report") gets no
+// reply; a payload the framing cannot send back (a length field narrower than what the decoder
+// accepts) is the peer's protocol error.
 class EchoApp final : public App {
   public:
     explicit EchoApp(std::size_t max_payload) : max_payload_(max_payload) {}
@@ -14,6 +16,12 @@ class EchoApp final : public App {
         if (!message.error.empty()) return;
         if (message.payload.size() > max_payload_) {
             conn.close(reactor::CloseMode::flush, reactor::CloseReason::protocol_error);
+            return;
+        }
+        // A WebSocket binary message goes back as binary; send() frames text.
+        if (const auto* ws = message.get<reactor::protocols::WebSocketMessage>();
+            ws != nullptr && ws->is_binary()) {
+            reactor::protocols::send_websocket_binary(conn, message.payload);
             return;
         }
         conn.send(message.payload);

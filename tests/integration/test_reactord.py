@@ -102,7 +102,7 @@ BAD_CONFIGS = [
     ({"log": {"level": "loud"}, "listeners": [listener("a", "raw", "echo")]},
      "log.level: expected one of debug, error, info, off, warn"),
     ({"listeners": [listener("a", "nope", "echo")]},
-     "listeners[0].protocol.name: unknown protocol 'nope' (known: http, length, line, raw, resp)"),
+     "listeners[0].protocol.name: unknown protocol 'nope' (known: http, length, line, raw, resp, websocket)"),
     ({"listeners": [listener("a", "raw", "nope")]},
      "listeners[0].app.name: unknown app 'nope' (known: admin, chat, echo, http, kv)"),
     ({"listeners": [listener("a", "line", "kv")]},

@@ -113,7 +113,8 @@ TEST_CASE("the netstrings plugin registers beside the built-in protocols") {
     protocols::register_builtin(registry);
     CHECK(load_protocol_plugin(NETSTRINGS_PLUGIN, registry) == "netstrings");
     const auto names = registry.names();
-    CHECK(names == std::vector<std::string>{"http", "length", "line", "netstrings", "raw", "resp"});
+    CHECK(names == std::vector<std::string>{"http", "length", "line", "netstrings", "raw", "resp",
+                                            "websocket"});
     CHECK(registry.build("netstrings", {})->name() == "netstrings");
 }
 
